@@ -1,0 +1,395 @@
+//! The command line: `serve` runs the server, `token create` makes a PAT without the web flow. The binary only
+//! calls [`main`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
+
+use crate::protocol::{AuthMode, Authenticator, KeyEntry};
+use crate::secrets::Key32;
+use crate::server::{Limits, Shared};
+use crate::state::{AppState, Settings};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "workmail-pat",
+    version,
+    about = "Amazon WorkMail's personal-access-token API, self-hosted"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage personal access tokens directly in a database.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token for a user and print it (with its secret, shown once) as JSON.
+    Create(TokenCreateArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthArg {
+    /// Accept any well-formed SigV4 Authorization header without checking the signature (like moto/LocalStack).
+    AcceptAny,
+    /// Verify every SigV4 signature against the configured access keys.
+    Sigv4,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the database and its keys are.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Database URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
+    #[arg(
+        long,
+        env = "WORKMAIL_PAT_DATABASE",
+        default_value = "sqlite:workmail-pat.db"
+    )]
+    pub database: String,
+    /// File with the NextToken key (64 hex characters). Default: `<database file>.token-key`, created on first
+    /// start. Replicas must share it.
+    #[arg(long, env = "WORKMAIL_PAT_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+    /// File with the token pepper (64 hex characters). Default: `<database file>.pepper`, created on first start.
+    /// Replicas and `token create` must share it.
+    #[arg(long, env = "WORKMAIL_PAT_PEPPER_FILE")]
+    pub pepper_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the real one is printed).
+    #[arg(long, env = "WORKMAIL_PAT_LISTEN", default_value = "127.0.0.1:4610")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// How AWS API callers are authenticated.
+    #[arg(
+        long,
+        env = "WORKMAIL_PAT_AUTH",
+        value_enum,
+        default_value = "accept-any"
+    )]
+    pub auth: AuthArg,
+    /// An access key for `--auth sigv4`: `ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID` (repeatable).
+    #[arg(long = "access-key", value_name = "ID:SECRET:ACCOUNT")]
+    pub access_keys: Vec<String>,
+    /// A file of access keys for `--auth sigv4`: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID` per line; blank
+    /// lines and lines starting with `#` are ignored.
+    #[arg(long, env = "WORKMAIL_PAT_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// Largest accepted difference between a request's X-Amz-Date and real time, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub max_clock_skew: u64,
+    /// Scopes given to new tokens when none are requested (comma-separated).
+    #[arg(
+        long,
+        env = "WORKMAIL_PAT_DEFAULT_SCOPES",
+        value_delimiter = ',',
+        default_value = "IMAP,SMTP"
+    )]
+    pub default_scopes: Vec<String>,
+    /// Allow `--auth accept-any` on a non-loopback address (anyone who can reach it can act as any account).
+    #[arg(long)]
+    pub allow_insecure_any_credentials: bool,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "WORKMAIL_PAT_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub organization_id: String,
+    /// The owner: user id, username or email.
+    #[arg(long)]
+    pub user: String,
+    #[arg(long)]
+    pub name: String,
+    /// A scope (repeatable); default `IMAP` and `SMTP`.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+}
+
+/// Parses one `ID:SECRET:ACCOUNT` access key.
+pub fn parse_access_key(text: &str) -> Result<(String, KeyEntry), String> {
+    let mut parts = text.trim().splitn(3, ':');
+    let (Some(id), Some(secret), Some(account)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("an access key must be ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID".into());
+    };
+    if id.is_empty() || secret.is_empty() {
+        return Err("an access key needs a non-empty id and secret".into());
+    }
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("account id for access key {id} must be 12 digits"));
+    }
+    Ok((
+        id.to_string(),
+        KeyEntry {
+            secret: Zeroizing::new(secret.to_string()),
+            account: account.to_string(),
+        },
+    ))
+}
+
+fn load_access_keys(args: &ServeArgs) -> Result<HashMap<String, KeyEntry>, String> {
+    let mut keys = HashMap::new();
+    for k in &args.access_keys {
+        let (id, entry) = parse_access_key(k)?;
+        keys.insert(id, entry);
+    }
+    if let Some(path) = &args.credentials_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        );
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (id, entry) = parse_access_key(line)
+                .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+            keys.insert(id, entry);
+        }
+    }
+    Ok(keys)
+}
+
+/// The NextToken key and the pepper: from the given files, else beside the SQLite file, else (in-memory store)
+/// random for this process.
+pub fn load_keys(store: &StoreArgs) -> Result<(Key32, Key32), String> {
+    let base = crate::store::key_file_base(&store.database);
+    let pick = |given: &Option<PathBuf>, suffix: &str| -> Result<Key32, String> {
+        match (given, &base) {
+            (Some(path), _) => Key32::load_or_create(path),
+            (None, Some(db)) => Key32::load_or_create(&sibling(db, suffix)),
+            (None, None) => Ok(Key32::random()),
+        }
+    };
+    Ok((
+        pick(&store.token_key_file, "token-key")?,
+        pick(&store.pepper_file, "pepper")?,
+    ))
+}
+
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Entry point of the binary; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Token(TokenCommand::Create(args)) => token_create(args).await,
+        }
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_tracing(args.log_format);
+    let mode = match args.auth {
+        AuthArg::AcceptAny => {
+            if !args.listen.ip().is_loopback() && !args.allow_insecure_any_credentials {
+                return Err(format!(
+                    "refusing to listen on {} with --auth accept-any: anyone who can reach it could act as any \
+                     account. Use --auth sigv4, a loopback address, or --allow-insecure-any-credentials",
+                    args.listen
+                ));
+            }
+            AuthMode::AcceptAny
+        }
+        AuthArg::Sigv4 => {
+            let keys = load_access_keys(&args)?;
+            if keys.is_empty() {
+                return Err("--auth sigv4 needs --access-key or --credentials-file".into());
+            }
+            AuthMode::SigV4(keys)
+        }
+    };
+    let store = crate::store::open(&args.store.database)?;
+    let (token_key, pepper) = load_keys(&args.store)?;
+    let settings = Settings {
+        default_scopes: args.default_scopes.clone(),
+        ..Settings::default()
+    };
+    crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
+        .map_err(|e| e.message.to_string())?;
+    let shared = Arc::new(Shared {
+        app: AppState::new(store, &token_key, pepper, settings),
+        auth: Authenticator {
+            mode,
+            max_skew: Duration::from_secs(args.max_clock_skew),
+        },
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{local}");
+        let _ = out.flush();
+    }
+    tracing::info!(address = %local, database = %args.store.database, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(listener, shared, async {
+        let _ = stop_rx.await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    // In-flight requests get a bounded time to finish, so the process always exits promptly.
+    match tokio::time::timeout(Duration::from_secs(15), server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            tracing::warn!("graceful shutdown timed out; exiting");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+async fn token_create(args: TokenCreateArgs) -> Result<(), String> {
+    init_tracing(LogFormat::Text);
+    let store = crate::store::open(&args.store.database)?;
+    let (token_key, pepper) = load_keys(&args.store)?;
+    let app = AppState::new(store.clone(), &token_key, pepper, Settings::default());
+    let org = store
+        .find_organization(&args.organization_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("organization {} does not exist", args.organization_id))?;
+    let user = store
+        .find_user(&org.id, &args.user)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("user {} does not exist in {}", args.user, org.id))?;
+    let scopes = (!args.scopes.is_empty()).then_some(args.scopes);
+    let created = crate::tokens::create_token(&app, &org, &user, &args.name, scopes)
+        .await
+        .map_err(|e| match e {
+            crate::tokens::SelfServiceError::Invalid(m)
+            | crate::tokens::SelfServiceError::Forbidden(m)
+            | crate::tokens::SelfServiceError::NotFound(m) => m,
+            crate::tokens::SelfServiceError::Internal(e) => e.to_string(),
+        })?;
+    let json = serde_json::to_string(&crate::web::CreatedTokenOutput::from(&created))
+        .map_err(|e| e.to_string())?;
+    println!("{json}");
+    store.close().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_access_keys_are_refused() {
+        assert!(parse_access_key("AKID:secret").is_err());
+        assert!(parse_access_key("AKID:secret:12").is_err());
+        assert!(parse_access_key(":secret:111111111111").is_err());
+        let (id, e) = parse_access_key("AKID:secret:111111111111").unwrap();
+        assert_eq!(id, "AKID");
+        assert_eq!(e.account, "111111111111");
+        assert!(!format!("{e:?}").contains("\"secret\""));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

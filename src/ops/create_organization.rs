@@ -1,0 +1,140 @@
+//! CreateOrganization: the organization is Active at once, with `<alias>.awsapps.com` as its default mail domain
+//! (spec D1), and a `ClientToken` makes retries replay the first answer (spec D3).
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, Reply, encode, store_error, validate};
+use crate::domain::{Organization, new_directory_id, new_org_id, org_state};
+use crate::error::{ErrorCode, ServiceError};
+use crate::store::{Conflict, Idempotency, Idempotent, StoreError};
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct Domain {
+    domain_name: Option<String>,
+    hosted_zone_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    alias: Option<String>,
+    directory_id: Option<String>,
+    client_token: Option<String>,
+    domains: Option<Vec<Domain>>,
+    kms_key_arn: Option<String>,
+    enable_interoperability: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Output<'a> {
+    organization_id: &'a str,
+}
+
+/// The parameters a ClientToken is bound to, in a fixed order.
+#[derive(Serialize)]
+struct Fingerprint<'a> {
+    alias: &'a str,
+    directory_id: &'a Option<String>,
+    domains: &'a [Domain],
+    kms_key_arn: &'a Option<String>,
+    enable_interoperability: bool,
+}
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+    let alias = validate::alias(&input.alias)?;
+    if let Some(d) = &input.directory_id {
+        validate::directory_id(d)?;
+    }
+    let client_token = validate::client_token(&input.client_token)?;
+    let domains = input.domains.as_deref().unwrap_or_default();
+    if domains.len() > 5 {
+        return Err(ServiceError::invalid_parameter(
+            "1 validation error detected: Value at 'Domains' failed to satisfy constraint: Member must have length less than or equal to 5",
+        ));
+    }
+    for d in domains {
+        let name = validate::required(&d.domain_name, "Domains.member.DomainName")?;
+        validate::domain_name(name)?;
+        if let Some(zone) = &d.hosted_zone_id {
+            validate::hosted_zone_id(zone)?;
+        }
+    }
+    if let Some(arn) = &input.kms_key_arn {
+        validate::kms_key_arn(arn)?;
+    }
+    let interop = input.enable_interoperability.unwrap_or(false);
+    if interop && input.directory_id.is_none() {
+        return Err(ServiceError::invalid_parameter(
+            "EnableInteroperability requires a DirectoryId",
+        ));
+    }
+
+    let now = ctx.app.clock.now_ms();
+    let default_domain = format!("{}.awsapps.com", alias.to_ascii_lowercase());
+    let mut extra_domains: Vec<String> = domains
+        .iter()
+        .filter_map(|d| d.domain_name.as_ref().map(|n| n.to_ascii_lowercase()))
+        .filter(|n| *n != default_domain)
+        .collect();
+    extra_domains.dedup();
+    let org = Organization {
+        id: new_org_id(),
+        account: ctx.partition.account.clone(),
+        region: ctx.partition.region.clone(),
+        alias: alias.to_string(),
+        state: org_state::ACTIVE.to_string(),
+        directory_type: if input.directory_id.is_some() {
+            "SimpleAD".to_string()
+        } else {
+            "VpcDirectory".to_string()
+        },
+        directory_id: input.directory_id.clone().unwrap_or_else(new_directory_id),
+        default_mail_domain: default_domain,
+        domains: extra_domains,
+        kms_key_arn: input.kms_key_arn.clone(),
+        interoperability_enabled: interop,
+        created_ms: now,
+        completed_ms: Some(now),
+    };
+    let idempotency = client_token.map(|token| {
+        let fingerprint = serde_json::to_vec(&Fingerprint {
+            alias,
+            directory_id: &input.directory_id,
+            domains,
+            kms_key_arn: &input.kms_key_arn,
+            enable_interoperability: interop,
+        })
+        .unwrap_or_default();
+        Idempotency {
+            operation: "CreateOrganization",
+            token: token.to_string(),
+            request_hash: Sha256::digest(&fingerprint).into(),
+            result: org.id.clone(),
+            now_ms: now,
+        }
+    });
+    let org_id = org.id.clone();
+    match ctx.app.store.create_organization(org, idempotency).await {
+        Ok(Idempotent::Done) => encode(&Output {
+            organization_id: &org_id,
+        }),
+        Ok(Idempotent::Replay(previous)) => encode(&Output {
+            organization_id: &previous,
+        }),
+        Ok(Idempotent::Mismatch) => Err(ServiceError::invalid_parameter(
+            "The ClientToken was already used with different parameters",
+        )),
+        Err(StoreError::Conflict(Conflict::Alias)) => Err(ServiceError::new(
+            ErrorCode::NameAvailabilityException,
+            format!("Organization alias {alias} is already in use"),
+        )),
+        Err(StoreError::Conflict(Conflict::Directory)) => Err(ServiceError::new(
+            ErrorCode::DirectoryInUseException,
+            "The directory is already in use by another organization",
+        )),
+        Err(e) => Err(store_error(e)),
+    }
+}

@@ -1,0 +1,125 @@
+//! CreateUser: a new directory user, DISABLED until RegisterToWorkMail (spec §6). The password is stored only as
+//! an Argon2id hash (spec D8).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Reply, active_org, encode, user_conflict, validate};
+use crate::domain::{
+    User, UserProfile, UserState, is_reserved_user_name, new_guid, password_is_strong,
+};
+use crate::error::{ErrorCode, ServiceError};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    organization_id: Option<String>,
+    name: Option<String>,
+    display_name: Option<String>,
+    password: Option<String>,
+    role: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    hidden_from_global_address_list: Option<bool>,
+    identity_provider_user_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Output<'a> {
+    user_id: &'a str,
+}
+
+/// Roles a caller may set (SYSTEM_USER and RESOURCE are in the enum but may not be passed).
+pub const SETTABLE_ROLES: &[&str] = &["USER", "REMOTE_USER"];
+pub const ALL_ROLES: &[&str] = &["USER", "RESOURCE", "SYSTEM_USER", "REMOTE_USER"];
+
+pub fn check_role(role: &Option<String>) -> Result<(), ServiceError> {
+    if let Some(r) = role {
+        validate::one_of(r, "Role", ALL_ROLES)?;
+        if !SETTABLE_ROLES.contains(&r.as_str()) {
+            return Err(ServiceError::invalid_parameter(format!(
+                "Role {r} cannot be assigned"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Hashes a password on a blocking thread (Argon2id is deliberately slow).
+pub async fn hash_password(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || crate::secrets::hash_password(&password))
+        .await
+        .map_err(ServiceError::internal)?
+        .map_err(ServiceError::internal)
+}
+
+pub fn check_password_strength(password: &str) -> Result<(), ServiceError> {
+    if password_is_strong(password) {
+        Ok(())
+    } else {
+        Err(ServiceError::new(
+            ErrorCode::InvalidPasswordException,
+            "The password must be at least 8 characters long and contain 3 of: upper case, lower case, digits, symbols",
+        ))
+    }
+}
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+    let org_id = validate::organization_id(&input.organization_id)?;
+    let name = validate::user_name(&input.name)?;
+    let display_name = validate::required(&input.display_name, "DisplayName")?;
+    validate::length(display_name, "DisplayName", 0, 256)?;
+    if let Some(p) = &input.password {
+        validate::password(p, "Password")?;
+    }
+    check_role(&input.role)?;
+    validate::text_256(&input.first_name, "FirstName")?;
+    validate::text_256(&input.last_name, "LastName")?;
+    if let Some(idp) = &input.identity_provider_user_id {
+        validate::identity_provider_user_id(idp, 1)?;
+    }
+
+    active_org(ctx, org_id).await?;
+    if is_reserved_user_name(name) {
+        return Err(ServiceError::new(
+            ErrorCode::ReservedNameException,
+            format!("User name {name} is reserved"),
+        ));
+    }
+    let password_hash = match &input.password {
+        Some(p) => {
+            check_password_strength(p)?;
+            Some(hash_password(p.clone()).await?)
+        }
+        None => None,
+    };
+    let user = User {
+        id: new_guid(),
+        org_id: org_id.to_string(),
+        name: name.to_string(),
+        email: None,
+        state: UserState::Disabled,
+        role: input.role.clone().unwrap_or_else(|| "USER".to_string()),
+        profile: UserProfile {
+            display_name: display_name.clone(),
+            first_name: input.first_name.clone(),
+            last_name: input.last_name.clone(),
+            hidden_from_global_address_list: input.hidden_from_global_address_list.unwrap_or(false),
+            ..UserProfile::default()
+        },
+        identity_provider_user_id: input.identity_provider_user_id.clone(),
+        enabled_ms: None,
+        disabled_ms: None,
+        mailbox_provisioned_ms: None,
+        mailbox_deprovisioned_ms: None,
+        created_ms: ctx.app.clock.now_ms(),
+        password_hash,
+    };
+    let user_id = user.id.clone();
+    ctx.app
+        .store
+        .create_user(user)
+        .await
+        .map_err(|e| user_conflict(e, name))?;
+    encode(&Output { user_id: &user_id })
+}

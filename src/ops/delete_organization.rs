@@ -1,0 +1,109 @@
+//! DeleteOrganization: answers `Deleting`, and the organization is Deleted right after; its users' PATs stop
+//! working at once. Refused while users are ENABLED unless `ForceDelete` (spec D1, D2). Deleting a Deleted
+//! organization answers its current state.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Ctx, Reply, encode, store_error, validate, visible_org};
+use crate::domain::org_state;
+use crate::error::{ErrorCode, ServiceError};
+use crate::store::Idempotency;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    client_token: Option<String>,
+    organization_id: Option<String>,
+    delete_directory: Option<bool>,
+    force_delete: Option<bool>,
+    delete_identity_center_application: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Output<'a> {
+    organization_id: &'a str,
+    state: &'a str,
+}
+
+const OPERATION: &str = "DeleteOrganization";
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+    let client_token = validate::client_token(&input.client_token)?;
+    let org_id = validate::organization_id(&input.organization_id)?;
+    let delete_directory = *validate::required(&input.delete_directory, "DeleteDirectory")?;
+    let force = input.force_delete.unwrap_or(false);
+    let request_hash: [u8; 32] = Sha256::digest(format!(
+        "{org_id}\0{delete_directory}\0{force}\0{}",
+        input.delete_identity_center_application.unwrap_or(false)
+    ))
+    .into();
+    let now = ctx.app.clock.now_ms();
+    if let Some(token) = client_token
+        && let Some(previous) = ctx
+            .app
+            .store
+            .get_client_token(&ctx.partition, OPERATION, token, now)
+            .await
+            .map_err(store_error)?
+    {
+        if previous.request_hash != request_hash {
+            return Err(ServiceError::invalid_parameter(
+                "The ClientToken was already used with different parameters",
+            ));
+        }
+        return encode(&Output {
+            organization_id: org_id,
+            state: &previous.result,
+        });
+    }
+
+    let org = visible_org(ctx, org_id).await?;
+    let answered = if org.state == org_state::DELETED || org.state == org_state::DELETING {
+        org.state.clone()
+    } else {
+        if !force {
+            let enabled = ctx
+                .app
+                .store
+                .count_enabled_users(org_id)
+                .await
+                .map_err(store_error)?;
+            if enabled > 0 {
+                return Err(ServiceError::new(
+                    ErrorCode::OrganizationStateException,
+                    format!(
+                        "Organization {org_id} has {enabled} enabled users; deregister them or set ForceDelete"
+                    ),
+                ));
+            }
+        }
+        ctx.app
+            .store
+            .delete_organization(org_id)
+            .await
+            .map_err(store_error)?;
+        org_state::DELETING.to_string()
+    };
+    if let Some(token) = client_token {
+        ctx.app
+            .store
+            .put_client_token(
+                &ctx.partition,
+                Idempotency {
+                    operation: OPERATION,
+                    token: token.to_string(),
+                    request_hash,
+                    result: answered.clone(),
+                    now_ms: now,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+    }
+    encode(&Output {
+        organization_id: org_id,
+        state: &answered,
+    })
+}

@@ -1,0 +1,285 @@
+//! The WorkMail operations: one file per operation, each `decode → validate → act → encode`.
+//!
+//! Operations see only validated input, a [`Ctx`] (the caller's partition and the application state) and return
+//! either the response body or a [`ServiceError`]. They never touch HTTP; `protocol` turns both into responses.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{EpochSeconds, Organization, Partition, PersonalAccessToken, User, UserState};
+use crate::error::{ErrorCode, ServiceError};
+use crate::state::AppState;
+use crate::store::{Conflict, StoreError};
+
+pub mod validate;
+
+mod create_organization;
+mod create_user;
+mod delete_identity_provider_configuration;
+mod delete_organization;
+mod delete_personal_access_token;
+mod delete_user;
+mod deregister_from_work_mail;
+mod describe_identity_provider_configuration;
+mod describe_organization;
+mod describe_user;
+mod get_personal_access_token_metadata;
+mod list_organizations;
+mod list_personal_access_tokens;
+mod list_users;
+mod put_identity_provider_configuration;
+mod register_to_work_mail;
+mod reset_password;
+mod update_user;
+
+/// What an operation runs with.
+pub struct Ctx<'a> {
+    pub app: &'a AppState,
+    pub partition: Partition,
+}
+
+/// A successful response body (JSON).
+pub type Reply = Result<Vec<u8>, ServiceError>;
+
+macro_rules! operations {
+    ($($name:ident => $module:ident),+ $(,)?) => {
+        /// Every supported operation, named exactly as in the `X-Amz-Target` header.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Operation { $($name),+ }
+
+        impl Operation {
+            pub const ALL: &'static [Operation] = &[$(Operation::$name),+];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Operation::$name => stringify!($name)),+ }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $(stringify!($name) => Some(Operation::$name),)+ _ => None }
+            }
+        }
+
+        /// Runs one operation on a raw JSON body.
+        pub async fn dispatch(op: Operation, ctx: &Ctx<'_>, body: &[u8]) -> Reply {
+            match op { $(Operation::$name => $module::handle(ctx, decode(body)?).await),+ }
+        }
+    };
+}
+
+operations! {
+    CreateOrganization => create_organization,
+    DescribeOrganization => describe_organization,
+    ListOrganizations => list_organizations,
+    DeleteOrganization => delete_organization,
+    CreateUser => create_user,
+    DescribeUser => describe_user,
+    ListUsers => list_users,
+    UpdateUser => update_user,
+    DeleteUser => delete_user,
+    RegisterToWorkMail => register_to_work_mail,
+    DeregisterFromWorkMail => deregister_from_work_mail,
+    ResetPassword => reset_password,
+    PutIdentityProviderConfiguration => put_identity_provider_configuration,
+    DescribeIdentityProviderConfiguration => describe_identity_provider_configuration,
+    DeleteIdentityProviderConfiguration => delete_identity_provider_configuration,
+    ListPersonalAccessTokens => list_personal_access_tokens,
+    GetPersonalAccessTokenMetadata => get_personal_access_token_metadata,
+    DeletePersonalAccessToken => delete_personal_access_token,
+}
+
+/// Parses a request body into an operation's input. An empty body counts as `{}` (Smithy: servers must accept it);
+/// anything that is not a JSON object of the right member types is a `SerializationException`.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ServiceError::new(
+            ErrorCode::SerializationException,
+            "The request body must be a JSON object",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ServiceError::new(
+            ErrorCode::SerializationException,
+            format!(
+                "Could not parse the request body: {}",
+                serde_error_summary(&e)
+            ),
+        )
+    })
+}
+
+/// serde's message without echoing values (they may be passwords): the kind of problem and where.
+fn serde_error_summary(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Syntax | Category::Eof => "malformed JSON",
+        Category::Data => "a member has the wrong type or shape",
+        Category::Io => "read error",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// Serialises an output structure straight to bytes (no intermediate tree).
+pub fn encode<T: Serialize>(output: &T) -> Reply {
+    serde_json::to_vec(output).map_err(ServiceError::internal)
+}
+
+/// The body of an operation without output members.
+pub fn empty() -> Reply {
+    Ok(b"{}".to_vec())
+}
+
+/// Maps a store failure: conflicts the caller must name explicitly are handled before this; anything else is an
+/// internal error, logged and hidden.
+#[track_caller]
+pub fn store_error(e: StoreError) -> ServiceError {
+    ServiceError::internal(e)
+}
+
+/// The organization if it exists in the caller's (account, region); any state.
+pub async fn visible_org(ctx: &Ctx<'_>, org_id: &str) -> Result<Organization, ServiceError> {
+    ctx.app
+        .store
+        .get_organization(&ctx.partition, org_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::organization_not_found(org_id))
+}
+
+/// The organization, which must be Active (spec D1).
+pub async fn active_org(ctx: &Ctx<'_>, org_id: &str) -> Result<Organization, ServiceError> {
+    let org = visible_org(ctx, org_id).await?;
+    if !org.is_active() {
+        return Err(org_not_active(&org));
+    }
+    Ok(org)
+}
+
+/// `OrganizationStateException` in the form real AWS uses.
+pub fn org_not_active(org: &Organization) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::OrganizationStateException,
+        format!(
+            "Organization {} is not Active, state: {}",
+            org.id, org.state
+        ),
+    )
+}
+
+/// Resolves a user id, username or email (spec D7).
+pub async fn resolve_user(ctx: &Ctx<'_>, org_id: &str, ident: &str) -> Result<User, ServiceError> {
+    ctx.app
+        .store
+        .find_user(org_id, ident)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::entity_not_found(ident))
+}
+
+/// Resolves a user who must not be DELETED (spec D7).
+pub async fn resolve_live_user(
+    ctx: &Ctx<'_>,
+    org_id: &str,
+    ident: &str,
+) -> Result<User, ServiceError> {
+    let user = resolve_user(ctx, org_id, ident).await?;
+    if user.state == UserState::Deleted {
+        return Err(user_deleted(&user));
+    }
+    Ok(user)
+}
+
+pub fn user_deleted(user: &User) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::EntityStateException,
+        format!("Entity {} is in state DELETED", user.id),
+    )
+}
+
+/// Maps a uniqueness conflict on a user write.
+pub fn user_conflict(e: StoreError, name: &str) -> ServiceError {
+    match e {
+        StoreError::Conflict(Conflict::UserName) => ServiceError::new(
+            ErrorCode::NameAvailabilityException,
+            format!("User name {name} is already in use"),
+        ),
+        StoreError::Conflict(Conflict::Email) => ServiceError::new(
+            ErrorCode::EmailAddressInUseException,
+            "The email address is already in use",
+        ),
+        other => store_error(other),
+    }
+}
+
+/// `PersonalAccessTokenSummary` / GetPersonalAccessTokenMetadata output: the same seven members.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PatSummary<'a> {
+    pub personal_access_token_id: &'a str,
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub date_created: EpochSeconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_last_used: Option<EpochSeconds>,
+    pub expires_time: EpochSeconds,
+    pub scopes: &'a [String],
+}
+
+impl<'a> From<&'a PersonalAccessToken> for PatSummary<'a> {
+    fn from(t: &'a PersonalAccessToken) -> Self {
+        PatSummary {
+            personal_access_token_id: &t.id,
+            user_id: &t.user_id,
+            name: &t.name,
+            date_created: EpochSeconds(t.created_ms),
+            date_last_used: t.last_used_ms.map(EpochSeconds),
+            expires_time: EpochSeconds(t.expires_ms),
+            scopes: &t.scopes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_round_trips_its_name() {
+        assert_eq!(Operation::ALL.len(), 18);
+        for op in Operation::ALL {
+            assert_eq!(Operation::from_name(op.name()), Some(*op));
+        }
+        assert_eq!(Operation::from_name("CreateGroup"), None);
+        assert_eq!(Operation::from_name("listPersonalAccessTokens"), None);
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "PascalCase")]
+    struct In {
+        #[allow(dead_code)]
+        max_results: Option<i64>,
+    }
+
+    #[test]
+    fn decode_rejects_non_objects_and_wrong_types() {
+        for body in [
+            &b"[]"[..],
+            b"\"x\"",
+            b"3",
+            b"{",
+            b"{\"MaxResults\":\"10\"}",
+            b"null",
+        ] {
+            let e = decode::<In>(body).unwrap_err();
+            assert_eq!(e.code, ErrorCode::SerializationException, "{body:?}");
+        }
+        assert!(decode::<In>(b"").is_ok());
+        assert!(decode::<In>(b"  {\"MaxResults\": 5} ").is_ok());
+        let e = decode::<In>(b"{\"MaxResults\":\"hunter2\"}").unwrap_err();
+        assert!(!e.message.contains("hunter2"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Keyset pagination and the sealed, opaque `NextToken`.
+//!
+//! A NextToken carries the sort key `(created_ms, id)` of the last row of the previous page and the time it was
+//! issued, encrypted and authenticated with XChaCha20-Poly1305 under the server's NextToken key. The operation,
+//! account, region, organization and resolved filter are bound as associated data and never stored in the token:
+//! a token replayed against any other request fails the tag check. Every failure answers the same
+//! `InvalidParameterException`, so a client learns nothing from the difference (spec D4, security.md §2.3).
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+use crate::clock::Millis;
+use crate::domain::Cursor;
+use crate::error::ServiceError;
+use crate::secrets::Key32;
+
+/// `MaxResults` range and default (spec D4).
+pub const MAX_PAGE_SIZE: i64 = 100;
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+/// A NextToken is accepted for 24 hours after it was issued (the AWS convention).
+pub const TOKEN_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
+/// The one message for every bad NextToken.
+pub const INVALID_TOKEN_MESSAGE: &str = "The NextToken is invalid or has expired.";
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+/// The longest id we ever page by (a GUID is 36).
+const MAX_ID_LEN: usize = 64;
+
+/// What a NextToken is bound to. Every member must be recomputed from the request, never read from the token.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenScope<'a> {
+    pub operation: &'a str,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub organization: &'a str,
+    /// The canonical, resolved filter (e.g. the canonical user id for ListPersonalAccessTokens).
+    pub filter: &'a str,
+}
+
+impl TokenScope<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(96);
+        ad.extend_from_slice(b"wm/next/v1");
+        for part in [
+            self.operation,
+            self.account,
+            self.region,
+            self.organization,
+            self.filter,
+        ] {
+            // Length prefixes make the encoding injective: ("ab","c") and ("a","bc") differ.
+            ad.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            ad.extend_from_slice(part.as_bytes());
+        }
+        ad
+    }
+}
+
+/// Seals and opens NextTokens with one key (shared by every replica of the service).
+#[derive(Clone)]
+pub struct TokenSealer {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for TokenSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenSealer(<redacted>)")
+    }
+}
+
+impl TokenSealer {
+    pub fn new(key: &Key32) -> Self {
+        Self {
+            cipher: XChaCha20Poly1305::new(key.expose().into()),
+        }
+    }
+
+    /// Makes the NextToken that continues after `last`.
+    pub fn seal(&self, scope: &TokenScope<'_>, last: &Cursor, now_ms: Millis) -> String {
+        let mut plain = Vec::with_capacity(16 + last.id.len());
+        plain.extend_from_slice(&now_ms.to_be_bytes());
+        plain.extend_from_slice(&last.created_ms.to_be_bytes());
+        plain.extend_from_slice(last.id.as_bytes());
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ad = scope.associated_data();
+        let sealed = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &ad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption of a short message cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a NextToken presented with a request of `scope`; any failure is the one InvalidParameterException.
+    pub fn open(
+        &self,
+        scope: &TokenScope<'_>,
+        token: &str,
+        now_ms: Millis,
+    ) -> Result<Cursor, ServiceError> {
+        self.try_open(scope, token, now_ms)
+            .ok_or_else(|| ServiceError::invalid_parameter(INVALID_TOKEN_MESSAGE))
+    }
+
+    fn try_open(&self, scope: &TokenScope<'_>, token: &str, now_ms: Millis) -> Option<Cursor> {
+        // Bound the work before decoding: a real token is far shorter than this.
+        if token.len() > 1024 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()?;
+        if raw.len() < 1 + NONCE_LEN + TAG_LEN + 16 || raw[0] != VERSION {
+            return None;
+        }
+        let (nonce, sealed) = raw[1..].split_at(NONCE_LEN);
+        let ad = scope.associated_data();
+        let plain = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &ad,
+                },
+            )
+            .ok()?;
+        if plain.len() < 16 || plain.len() > 16 + MAX_ID_LEN {
+            return None;
+        }
+        let issued = i64::from_be_bytes(plain[0..8].try_into().ok()?);
+        let created_ms = i64::from_be_bytes(plain[8..16].try_into().ok()?);
+        let id = String::from_utf8(plain[16..].to_vec()).ok()?;
+        // Expired, or issued in the (server's) future: both are refused.
+        if now_ms.saturating_sub(issued) > TOKEN_LIFETIME_MS || issued > now_ms + 60_000 {
+            return None;
+        }
+        Some(Cursor { created_ms, id })
+    }
+}
+
+/// The result of fetching `limit + 1` rows: at most `limit` items, and whether more exist after them.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Splits `limit + 1` fetched rows into a page; the extra row only says that another page exists, so the last
+    /// page never carries a NextToken and no page with a NextToken is empty.
+    pub fn from_rows(mut rows: Vec<T>, limit: usize) -> Self {
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        Self {
+            items: rows,
+            has_more,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn scope<'a>(org: &'a str, filter: &'a str) -> TokenScope<'a> {
+        TokenScope {
+            operation: "ListPersonalAccessTokens",
+            account: "000000000000",
+            region: "us-east-1",
+            organization: org,
+            filter,
+        }
+    }
+
+    fn cursor() -> Cursor {
+        Cursor {
+            created_ms: 1_700_000_000_123,
+            id: "0b9c1a7e-1111-4222-8333-444455556666".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let sealer = TokenSealer::new(&Key32::random());
+        let t = sealer.seal(&scope("m-1", "u"), &cursor(), 1000);
+        assert!(t.len() < 200);
+        assert_eq!(sealer.open(&scope("m-1", "u"), &t, 2000).unwrap(), cursor());
+    }
+
+    #[test]
+    fn foreign_scope_key_or_expiry_is_rejected_with_one_message() {
+        let sealer = TokenSealer::new(&Key32::random());
+        let t = sealer.seal(&scope("m-1", "u"), &cursor(), 1000);
+        let other_key = TokenSealer::new(&Key32::random());
+        let mut other_op = scope("m-1", "u");
+        other_op.operation = "ListUsers";
+        let mut other_account = scope("m-1", "u");
+        other_account.account = "111111111111";
+        let mut other_region = scope("m-1", "u");
+        other_region.region = "eu-west-1";
+        let failures = [
+            sealer.open(&scope("m-2", "u"), &t, 1000),
+            sealer.open(&scope("m-1", "v"), &t, 1000),
+            sealer.open(&scope("m-1", ""), &t, 1000),
+            sealer.open(&other_op, &t, 1000),
+            sealer.open(&other_account, &t, 1000),
+            sealer.open(&other_region, &t, 1000),
+            other_key.open(&scope("m-1", "u"), &t, 1000),
+            sealer.open(&scope("m-1", "u"), &t, 1000 + TOKEN_LIFETIME_MS + 1),
+            sealer.open(&scope("m-1", "u"), "", 1000),
+            sealer.open(&scope("m-1", "u"), "not a token", 1000),
+        ];
+        for f in failures {
+            let e = f.unwrap_err();
+            assert_eq!(e.message, INVALID_TOKEN_MESSAGE);
+            assert_eq!(e.code, crate::error::ErrorCode::InvalidParameterException);
+        }
+    }
+
+    #[test]
+    fn token_does_not_reveal_the_position() {
+        let sealer = TokenSealer::new(&Key32::random());
+        let t = sealer.seal(&scope("m-1", "u"), &cursor(), 1000);
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&t)
+            .unwrap();
+        let needle = cursor().id.into_bytes();
+        assert!(!raw.windows(needle.len()).any(|w| w == needle.as_slice()));
+    }
+
+    #[test]
+    fn pages_split_the_extra_row_off() {
+        let p = Page::from_rows(vec![1, 2, 3], 2);
+        assert_eq!(p.items, vec![1, 2]);
+        assert!(p.has_more);
+        let p = Page::from_rows(vec![1, 2], 2);
+        assert!(!p.has_more);
+    }
+
+    proptest! {
+        #[test]
+        fn any_flipped_bit_is_rejected(bit in 0usize..2000) {
+            let sealer = TokenSealer::new(&Key32::from_bytes([7; 32]));
+            let t = sealer.seal(&scope("m-1", "u"), &cursor(), 1000);
+            let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&t).unwrap();
+            let bit = bit % (raw.len() * 8);
+            raw[bit / 8] ^= 1 << (bit % 8);
+            let tampered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            prop_assert!(sealer.open(&scope("m-1", "u"), &tampered, 1000).is_err());
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(s in ".{0,300}") {
+            let sealer = TokenSealer::new(&Key32::from_bytes([7; 32]));
+            prop_assert!(sealer.open(&scope("m-1", "u"), &s, 1000).is_err());
+        }
+    }
+}

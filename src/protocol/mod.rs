@@ -1,0 +1,376 @@
+//! AWS JSON 1.1 on the wire: `POST /` with `X-Amz-Target: WorkMailService.<Operation>`.
+//!
+//! This module only decodes (HTTP + SigV4 → caller partition, operation, body bytes) and encodes (response body
+//! or [`ServiceError`] → HTTP response). [`encode_error`] is the one place where an API error becomes a response.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use zeroize::Zeroizing;
+
+use crate::auth::sigv4;
+use crate::domain::Partition;
+use crate::error::{ErrorCode, ServiceError};
+use crate::ops::{self, Ctx, Operation};
+use crate::server::Shared;
+
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const TARGET_PREFIX: &str = "WorkMailService.";
+/// The account of every access key that is not a 12-digit account id in accept-any mode (LocalStack convention).
+pub const DEFAULT_ACCOUNT: &str = "000000000000";
+
+/// One access key known to a `sigv4`-mode server.
+#[derive(Clone)]
+pub struct KeyEntry {
+    pub secret: Zeroizing<String>,
+    pub account: String,
+}
+
+impl std::fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("secret", &"<redacted>")
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+/// How callers of the AWS API are authenticated.
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    /// Any well-formed SigV4 `Authorization` header is accepted without checking the signature (moto, LocalStack).
+    AcceptAny,
+    /// Every signature is verified against these access keys.
+    SigV4(HashMap<String, KeyEntry>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    pub mode: AuthMode,
+    pub max_skew: Duration,
+}
+
+impl Authenticator {
+    /// Authenticates a request and returns the partition it acts in (spec D11).
+    pub fn identify(
+        &self,
+        method: &str,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Partition, ServiceError> {
+        let auth = sigv4::parse_authorization(headers).map_err(sigv4_error)?;
+        match &self.mode {
+            AuthMode::AcceptAny => {
+                let account = if auth.access_key_id.len() == 12
+                    && auth.access_key_id.bytes().all(|b| b.is_ascii_digit())
+                {
+                    auth.access_key_id.clone()
+                } else {
+                    DEFAULT_ACCOUNT.to_string()
+                };
+                Ok(Partition {
+                    account,
+                    region: auth.region,
+                })
+            }
+            AuthMode::SigV4(keys) => {
+                let Some(entry) = keys.get(&auth.access_key_id) else {
+                    tracing::warn!(event = "signature_failure", access_key_id = %auth.access_key_id, reason = "unknown key");
+                    return Err(ServiceError::new(
+                        ErrorCode::UnrecognizedClientException,
+                        "The security token included in the request is invalid.",
+                    ));
+                };
+                let request = sigv4::RequestToVerify {
+                    method,
+                    path: uri.path(),
+                    query: uri.query(),
+                    headers,
+                    body,
+                };
+                sigv4::verify(
+                    &request,
+                    &auth,
+                    &entry.secret,
+                    "workmail",
+                    SystemTime::now(),
+                    self.max_skew,
+                )
+                .map_err(|e| {
+                    tracing::warn!(event = "signature_failure", access_key_id = %auth.access_key_id, reason = %e.aws_code());
+                    sigv4_error(e)
+                })?;
+                Ok(Partition {
+                    account: entry.account.clone(),
+                    region: auth.region,
+                })
+            }
+        }
+    }
+}
+
+fn sigv4_error(e: sigv4::SigV4Error) -> ServiceError {
+    let code = match e {
+        sigv4::SigV4Error::Missing => ErrorCode::MissingAuthenticationTokenException,
+        sigv4::SigV4Error::Incomplete(_) => ErrorCode::IncompleteSignatureException,
+        sigv4::SigV4Error::InvalidSignature(_) => ErrorCode::InvalidSignatureException,
+    };
+    ServiceError::new(code, e.message())
+}
+
+/// Maps the `X-Amz-Target` header to an operation. Every other target, WorkMail's other operations included, is an
+/// `UnknownOperationException` (HTTP 400, so SDKs do not retry it).
+pub fn parse_target(headers: &HeaderMap) -> Result<Operation, ServiceError> {
+    let mut values = headers.get_all("x-amz-target").iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(ServiceError::new(
+            ErrorCode::UnknownOperationException,
+            "Missing or repeated X-Amz-Target header",
+        ));
+    };
+    let target = value.to_str().unwrap_or("");
+    match target.strip_prefix(TARGET_PREFIX) {
+        Some(name) => Operation::from_name(name).ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::UnknownOperationException,
+                format!(
+                    "Operation {} is not supported by this server",
+                    truncate(name)
+                ),
+            )
+        }),
+        None => Err(ServiceError::new(
+            ErrorCode::UnknownOperationException,
+            format!("Unknown operation {}", truncate(target)),
+        )),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(128).collect()
+}
+
+/// The AWS API endpoint (`POST /`).
+pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let bytes = match read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return encode_error(&e, &request_id),
+    };
+    let result = async {
+        let partition =
+            shared
+                .auth
+                .identify(parts.method.as_str(), &parts.uri, &parts.headers, &bytes)?;
+        let op = parse_target(&parts.headers)?;
+        let ctx = Ctx {
+            app: &shared.app,
+            partition,
+        };
+        ops::dispatch(op, &ctx, &bytes).await
+    }
+    .await;
+    match result {
+        Ok(body) => encode_ok(body, &request_id),
+        Err(e) => encode_error(&e, &request_id),
+    }
+}
+
+/// Reads the whole body, refusing early (on `Content-Length`) or as soon as it passes `limit` bytes. SigV4 signs
+/// the body hash, so it must be buffered; the cap keeps that bounded.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<bytes::Bytes, ServiceError> {
+    let too_large = || {
+        ServiceError::new(
+            ErrorCode::RequestEntityTooLargeException,
+            format!("Request body is larger than {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let is_limit = std::error::Error::source(&e)
+            .map(|s| s.is::<http_body_util::LengthLimitError>())
+            .unwrap_or(false)
+            || e.to_string().contains("length limit");
+        if is_limit {
+            too_large()
+        } else {
+            ServiceError::new(
+                ErrorCode::SerializationException,
+                "The request body could not be read",
+            )
+        }
+    })
+}
+
+fn base_headers(response: &mut Response, request_id: &str) {
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+}
+
+fn encode_ok(body: Vec<u8>, request_id: &str) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    base_headers(&mut response, request_id);
+    response
+}
+
+#[derive(serde::Serialize)]
+struct ModelledErrorBody<'a> {
+    #[serde(rename = "__type")]
+    kind: &'a str,
+    #[serde(rename = "Message")]
+    message: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct FrameworkErrorBody<'a> {
+    #[serde(rename = "__type")]
+    kind: &'a str,
+    message: &'a str,
+}
+
+/// The one place where an API error becomes a response: `{"__type", "Message"}` for modelled WorkMail errors,
+/// `{"__type", "message"}` for framework errors, the same name in `X-Amzn-ErrorType`, and the request id.
+pub fn encode_error(e: &ServiceError, request_id: &str) -> Response {
+    let kind = e.code.as_str();
+    let body = if e.code.is_modelled() {
+        serde_json::to_vec(&ModelledErrorBody {
+            kind,
+            message: &e.message,
+        })
+    } else {
+        serde_json::to_vec(&FrameworkErrorBody {
+            kind,
+            message: &e.message,
+        })
+    }
+    .unwrap_or_default();
+    let status = StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, body).into_response();
+    base_headers(&mut response, request_id);
+    response
+        .headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
+    tracing::debug!(request_id, error = kind, "request failed");
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(target: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-target", HeaderValue::from_str(target).unwrap());
+        h
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target(&headers("WorkMailService.ListPersonalAccessTokens")).unwrap(),
+            Operation::ListPersonalAccessTokens
+        );
+        for bad in [
+            "WorkMailService.CreateGroup",
+            "Foo.Bar",
+            "",
+            "WorkMailService.",
+        ] {
+            let e = parse_target(&headers(bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::UnknownOperationException, "{bad}");
+        }
+        let e = parse_target(&HeaderMap::new()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownOperationException);
+        assert!(
+            parse_target(&headers("WorkMailService.CreateGroup"))
+                .unwrap_err()
+                .message
+                .contains("CreateGroup")
+        );
+    }
+
+    fn auth_header(akid: &str, region: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!(
+                "AWS4-HMAC-SHA256 Credential={akid}/20250101/{region}/workmail/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature={}",
+                "0".repeat(64)
+            ))
+            .unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn accept_any_maps_keys_to_accounts() {
+        let a = Authenticator {
+            mode: AuthMode::AcceptAny,
+            max_skew: Duration::from_secs(900),
+        };
+        let uri: axum::http::Uri = "/".parse().unwrap();
+        let p = a
+            .identify(
+                "POST",
+                &uri,
+                &auth_header("111122223333", "eu-west-1"),
+                b"{}",
+            )
+            .unwrap();
+        assert_eq!(p.account, "111122223333");
+        assert_eq!(p.region, "eu-west-1");
+        let p = a
+            .identify(
+                "POST",
+                &uri,
+                &auth_header("AKIDEXAMPLE", "us-east-1"),
+                b"{}",
+            )
+            .unwrap();
+        assert_eq!(p.account, DEFAULT_ACCOUNT);
+        let e = a
+            .identify("POST", &uri, &HeaderMap::new(), b"{}")
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::MissingAuthenticationTokenException);
+    }
+
+    #[test]
+    fn sigv4_mode_refuses_unknown_keys() {
+        let a = Authenticator {
+            mode: AuthMode::SigV4(HashMap::new()),
+            max_skew: Duration::from_secs(900),
+        };
+        let uri: axum::http::Uri = "/".parse().unwrap();
+        let e = a
+            .identify(
+                "POST",
+                &uri,
+                &auth_header("AKIDEXAMPLE", "us-east-1"),
+                b"{}",
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnrecognizedClientException);
+    }
+}

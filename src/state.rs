@@ -1,0 +1,57 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::pagination::TokenSealer;
+use crate::secrets::Key32;
+use crate::store::Store;
+
+/// Behaviour settings that are not secrets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Scopes given to a new PAT when the request names none (spec: `["IMAP", "SMTP"]`).
+    pub default_scopes: Vec<String>,
+    /// How long a web session lasts.
+    pub session_ttl_ms: i64,
+    /// `DateLastUsed` moves at most once per this interval (the first use is always written).
+    pub last_used_interval_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_scopes: vec!["IMAP".into(), "SMTP".into()],
+            session_ttl_ms: 8 * 60 * 60 * 1000,
+            last_used_interval_ms: 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Seals and opens NextTokens.
+    pub sealer: TokenSealer,
+    /// Keys the stored hashes of PAT secrets and session tokens.
+    pub pepper: Key32,
+    pub clock: Arc<Clock>,
+    pub settings: Settings,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        token_key: &Key32,
+        pepper: Key32,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            sealer: TokenSealer::new(token_key),
+            pepper,
+            clock: Arc::new(Clock::new()),
+            settings,
+        }
+    }
+}

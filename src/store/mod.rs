@@ -1,0 +1,221 @@
+//! Storage behind one trait, written in domain terms so that backends (SQLite now, PostgreSQL next) can be swapped
+//! without touching the operations. Each method is atomic on its own.
+
+use async_trait::async_trait;
+
+use crate::clock::Millis;
+use crate::domain::{
+    Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, Session,
+    User, UserFilter, UserUpdate,
+};
+
+pub mod sqlite;
+
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    Alias,
+    Directory,
+    UserName,
+    Email,
+    TokenId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("uniqueness conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// A `ClientToken` presented with a request (spec D3).
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub operation: &'static str,
+    pub token: String,
+    /// SHA-256 of the request's other parameters.
+    pub request_hash: [u8; 32],
+    /// What to answer a replay with (operation-defined text).
+    pub result: String,
+    pub now_ms: Millis,
+}
+
+/// How long a ClientToken is remembered.
+pub const CLIENT_TOKEN_TTL_MS: Millis = 24 * 60 * 60 * 1000;
+
+/// The outcome of an idempotent write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Idempotent {
+    /// The write happened now.
+    Done,
+    /// The same ClientToken and parameters were seen before: answer with this stored result.
+    Replay(String),
+    /// The same ClientToken came with different parameters.
+    Mismatch,
+}
+
+/// A remembered ClientToken.
+#[derive(Debug, Clone)]
+pub struct ClientTokenRecord {
+    pub request_hash: [u8; 32],
+    pub result: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    // --- organizations ---
+    /// Inserts an organization; with a ClientToken, atomically replays or refuses a reuse instead.
+    async fn create_organization(
+        &self,
+        org: Organization,
+        idempotency: Option<Idempotency>,
+    ) -> Result<Idempotent, StoreError>;
+    async fn get_organization(
+        &self,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<Option<Organization>, StoreError>;
+    /// An organization by id alone, whatever its partition (for the web application and mail-server verification,
+    /// which name an organization without a SigV4 identity; organization ids are random and unique).
+    async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError>;
+    /// Organizations after `after` in (created, id) order, at most `limit`.
+    async fn list_organizations(
+        &self,
+        partition: &Partition,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Organization>, StoreError>;
+    /// Marks the organization Deleted and removes its PATs and sessions (spec D2).
+    async fn delete_organization(&self, org_id: &str) -> Result<(), StoreError>;
+    async fn count_enabled_users(&self, org_id: &str) -> Result<u64, StoreError>;
+    /// A ClientToken remembered for (partition, operation) within its lifetime.
+    async fn get_client_token(
+        &self,
+        partition: &Partition,
+        operation: &str,
+        token: &str,
+        now_ms: Millis,
+    ) -> Result<Option<ClientTokenRecord>, StoreError>;
+    /// Remembers a ClientToken unless one is already remembered.
+    async fn put_client_token(
+        &self,
+        partition: &Partition,
+        idempotency: Idempotency,
+    ) -> Result<(), StoreError>;
+
+    // --- users ---
+    async fn create_user(&self, user: User) -> Result<(), StoreError>;
+    /// Resolves a user id, username or email (names and emails ignore case). A live user wins over a DELETED one
+    /// of the same name.
+    async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(
+        &self,
+        org_id: &str,
+        filter: &UserFilter,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+    async fn update_user(&self, user_id: &str, update: UserUpdate) -> Result<(), StoreError>;
+    /// ENABLED with this email (spec D5 checks happen before).
+    async fn register_user(
+        &self,
+        user_id: &str,
+        email: &str,
+        now_ms: Millis,
+    ) -> Result<(), StoreError>;
+    /// DISABLED, email released, sessions ended.
+    async fn deregister_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError>;
+    /// DELETED; the user's PATs and sessions are removed.
+    async fn delete_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError>;
+    /// Replaces the password hash and ends the user's sessions.
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
+
+    // --- identity provider / PAT configuration ---
+    async fn put_identity_provider_configuration(
+        &self,
+        org_id: &str,
+        config: IdentityProviderConfiguration,
+    ) -> Result<(), StoreError>;
+    async fn get_identity_provider_configuration(
+        &self,
+        org_id: &str,
+    ) -> Result<Option<IdentityProviderConfiguration>, StoreError>;
+    async fn delete_identity_provider_configuration(&self, org_id: &str) -> Result<(), StoreError>;
+
+    // --- personal access tokens ---
+    async fn insert_personal_access_token(
+        &self,
+        token: PersonalAccessToken,
+        secret_digest: [u8; 32],
+    ) -> Result<(), StoreError>;
+    /// Tokens of the organization (or of one user) after `after` in (created, id) order, at most `limit`.
+    async fn list_personal_access_tokens(
+        &self,
+        org_id: &str,
+        user_id: Option<&str>,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<PersonalAccessToken>, StoreError>;
+    async fn get_personal_access_token(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
+    /// Returns whether a token was deleted.
+    async fn delete_personal_access_token(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError>;
+    async fn find_personal_access_token_by_digest(
+        &self,
+        digest: [u8; 32],
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
+    /// Sets `DateLastUsed` to `now_ms` unless it was set less than `min_interval_ms` ago; never moves it back.
+    async fn touch_personal_access_token(
+        &self,
+        id: &str,
+        now_ms: Millis,
+        min_interval_ms: Millis,
+    ) -> Result<(), StoreError>;
+
+    // --- web sessions ---
+    async fn create_session(&self, digest: [u8; 32], session: Session) -> Result<(), StoreError>;
+    async fn get_session(&self, digest: [u8; 32]) -> Result<Option<Session>, StoreError>;
+    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
+
+    /// Flushes and closes cleanly (called on shutdown).
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store named by a `--database` URL: `sqlite:PATH`, `sqlite://PATH` or `sqlite::memory:`.
+pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, String> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err(
+                "sqlite: URL needs a path, e.g. sqlite:workmail-pat.db or sqlite::memory:".into(),
+            );
+        }
+        let store = sqlite::SqliteStore::open(path).map_err(|e| e.to_string())?;
+        return Ok(std::sync::Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err("PostgreSQL is not supported by this build yet; use sqlite:PATH".into());
+    }
+    Err(format!(
+        "unsupported database URL {url:?}: expected sqlite:PATH or sqlite::memory:"
+    ))
+}
+
+/// Where the generated key files of a database live: beside the SQLite file, never inside it. `None` for an
+/// in-memory store (its keys live only as long as the process).
+pub fn key_file_base(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path == ":memory:" || path.is_empty() {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}

@@ -1,0 +1,390 @@
+//! The web application's JSON API (sign-in, a user's own tokens) and the mail-server verification endpoint.
+//! These are not AWS APIs: they answer plain JSON with HTTP status codes, errors as `{"__type", "Message"}`.
+//! [`WebError::into_response`] is the one place where their errors become responses.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{EpochSeconds, Organization, User};
+use crate::ops::PatSummary;
+use crate::ops::validate;
+use crate::protocol::read_body;
+use crate::server::Shared;
+use crate::tokens::{self, SelfServiceError};
+
+/// A refused web request.
+#[derive(Debug)]
+pub struct WebError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl WebError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterException",
+            message,
+        )
+    }
+
+    fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", message)
+    }
+
+    #[track_caller]
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        let location = std::panic::Location::caller();
+        tracing::error!(%detail, %location, "internal error in web API");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "An internal error occurred. Please retry.",
+        )
+    }
+}
+
+impl From<SelfServiceError> for WebError {
+    fn from(e: SelfServiceError) -> Self {
+        match e {
+            SelfServiceError::Invalid(m) => WebError::invalid(m),
+            SelfServiceError::Forbidden(m) => {
+                WebError::new(StatusCode::FORBIDDEN, "ForbiddenException", m)
+            }
+            SelfServiceError::NotFound(m) => {
+                WebError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", m)
+            }
+            SelfServiceError::Internal(e) => WebError::internal(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for WebError {
+    #[track_caller]
+    fn from(e: crate::store::StoreError) -> Self {
+        WebError::internal(e)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(rename = "__type")]
+    kind: &'a str,
+    #[serde(rename = "Message")]
+    message: &'a str,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(ErrorBody {
+                kind: self.kind,
+                message: &self.message,
+            }),
+        )
+            .into_response();
+        no_store(response.headers_mut());
+        response
+    }
+}
+
+/// Responses of this API may carry secrets (a PAT shown once, a session token): never cache them.
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    no_store(response.headers_mut());
+    response
+}
+
+/// Reads a bounded JSON object body; anything else is a 400.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    shared: &Shared,
+    request: Request,
+) -> Result<T, WebError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(body, &parts.headers, shared.limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            WebError::new(
+                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                "InvalidParameterException",
+                e.message,
+            )
+        })?;
+    crate::ops::decode::<T>(&bytes).map_err(|e| WebError::invalid(e.message))
+}
+
+/// The bearer session token of a request.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty() && token.len() <= 256).then_some(token)
+}
+
+/// The signed-in user of a request, or 401.
+async fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<(Organization, User), WebError> {
+    let Some(token) = bearer(headers) else {
+        return Err(WebError::unauthorized("Sign in first"));
+    };
+    tokens::session_user(&shared.app, token)
+        .await?
+        .ok_or_else(|| WebError::unauthorized("The session is invalid or has expired"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SignInInput {
+    organization_id: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct SignInOutput<'a> {
+    session_token: &'a str,
+    user_id: &'a str,
+    expires_time: EpochSeconds,
+}
+
+const SIGN_IN_FAILED: &str = "Invalid organization, username or password";
+
+/// `POST /webapp/api/sessions`: every failure is the same 401.
+pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let input: SignInInput = match json_body(&shared, request).await {
+        Ok(i) => i,
+        Err(_) => return WebError::unauthorized(SIGN_IN_FAILED).into_response(),
+    };
+    let (Some(org_id), Some(username), Some(password)) =
+        (input.organization_id, input.username, input.password)
+    else {
+        return WebError::unauthorized(SIGN_IN_FAILED).into_response();
+    };
+    if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
+        return WebError::unauthorized(SIGN_IN_FAILED).into_response();
+    }
+    match tokens::sign_in(&shared.app, &org_id, &username, &password).await {
+        Ok(Some(s)) => {
+            tracing::info!(event = "sign_in", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
+            json_response(
+                StatusCode::OK,
+                &SignInOutput {
+                    session_token: &s.session_token,
+                    user_id: &s.user_id,
+                    expires_time: EpochSeconds(s.expires_ms),
+                },
+            )
+        }
+        Ok(None) => {
+            tracing::info!(event = "sign_in", organization_id = %org_id, outcome = "failure");
+            WebError::unauthorized(SIGN_IN_FAILED).into_response()
+        }
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// `DELETE /webapp/api/sessions`: signs out.
+pub async fn delete_session(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(token) = bearer(&headers)
+        && let Err(e) = tokens::sign_out(&shared.app, token).await
+    {
+        return WebError::from(e).into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateTokenInput {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+/// The one-time answer to a token creation (also printed by `workmail-pat token create`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatedTokenOutput<'a> {
+    pub personal_access_token_id: &'a str,
+    pub token: &'a str,
+    pub name: &'a str,
+    pub date_created: EpochSeconds,
+    pub expires_time: EpochSeconds,
+    pub scopes: &'a [String],
+}
+
+impl<'a> From<&'a tokens::CreatedToken> for CreatedTokenOutput<'a> {
+    fn from(c: &'a tokens::CreatedToken) -> Self {
+        CreatedTokenOutput {
+            personal_access_token_id: &c.token.id,
+            token: c.secret.expose(),
+            name: &c.token.name,
+            date_created: EpochSeconds(c.token.created_ms),
+            expires_time: EpochSeconds(c.token.expires_ms),
+            scopes: &c.token.scopes,
+        }
+    }
+}
+
+/// `POST /webapp/api/personal-access-tokens`
+pub async fn create_token(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, WebError> {
+    let (org, user) = signed_in(&shared, request.headers()).await?;
+    let input: CreateTokenInput = json_body(&shared, request).await?;
+    let name = input
+        .name
+        .ok_or_else(|| WebError::invalid("Name is required"))?;
+    let created = tokens::create_token(&shared.app, &org, &user, &name, input.scopes).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &CreatedTokenOutput::from(&created),
+    ))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListOutput<'a> {
+    personal_access_token_summaries: Vec<PatSummary<'a>>,
+}
+
+/// The most tokens one user's list shows.
+const MAX_OWN_TOKENS: usize = 1000;
+
+/// `GET /webapp/api/personal-access-tokens`: the signed-in user's own tokens.
+pub async fn list_tokens(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (org, user) = signed_in(&shared, &headers).await?;
+    tokens::ensure_self_service(&shared.app, &org, &user).await?;
+    let rows = shared
+        .app
+        .store
+        .list_personal_access_tokens(&org.id, Some(&user.id), None, MAX_OWN_TOKENS)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ListOutput {
+            personal_access_token_summaries: rows.iter().map(PatSummary::from).collect(),
+        },
+    ))
+}
+
+/// `DELETE /webapp/api/personal-access-tokens/{id}`: only the user's own token; anything else is a 404.
+pub async fn delete_token(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let (org, user) = signed_in(&shared, &headers).await?;
+    tokens::ensure_self_service(&shared.app, &org, &user).await?;
+    let not_found = || {
+        WebError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            "No such token",
+        )
+    };
+    if validate::personal_access_token_id(&Some(id.clone())).is_err() {
+        return Err(not_found());
+    }
+    match shared
+        .app
+        .store
+        .get_personal_access_token(&org.id, &id)
+        .await?
+    {
+        Some(t) if t.user_id == user.id => {
+            shared
+                .app
+                .store
+                .delete_personal_access_token(&org.id, &id)
+                .await?;
+            tracing::info!(event = "token_deleted", organization_id = %org.id, user_id = %user.id, token_id = %id);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        _ => Err(not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyInput {
+    organization_id: Option<String>,
+    username: Option<String>,
+    token: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyOutput<'a> {
+    user_id: &'a str,
+    personal_access_token_id: &'a str,
+}
+
+const VERIFY_FAILED: &str = "Invalid credentials";
+
+/// `POST /auth/v1/verify`: 200 for a valid token of that user, one uniform 401 for everything else.
+pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let fail = || WebError::unauthorized(VERIFY_FAILED).into_response();
+    let Ok(input) = json_body::<VerifyInput>(&shared, request).await else {
+        return fail();
+    };
+    let (Some(org_id), Some(username), Some(token)) =
+        (input.organization_id, input.username, input.token)
+    else {
+        return fail();
+    };
+    if org_id.len() > 64
+        || username.len() > 256
+        || token.len() > 256
+        || input.scope.as_ref().is_some_and(|s| s.len() > 256)
+    {
+        return fail();
+    }
+    match tokens::verify(
+        &shared.app,
+        &org_id,
+        &username,
+        &token,
+        input.scope.as_deref(),
+    )
+    .await
+    {
+        Ok(Some(v)) => {
+            tracing::info!(event = "token_used", organization_id = %org_id, user_id = %v.user_id, token_id = %v.token_id);
+            json_response(
+                StatusCode::OK,
+                &VerifyOutput {
+                    user_id: &v.user_id,
+                    personal_access_token_id: &v.token_id,
+                },
+            )
+        }
+        Ok(None) => {
+            tracing::info!(event = "token_verification_failed", organization_id = %org_id);
+            fail()
+        }
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
