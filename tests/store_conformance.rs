@@ -1,0 +1,631 @@
+//! One conformance suite for the `Store` trait, run against every backend (today: a real SQLite file). A new
+//! backend passes this suite before it is wired in, so orders, uniqueness rules and lifecycles agree to the row.
+
+use std::sync::Arc;
+
+use workmail_pat::domain::{
+    Cursor, IdentityProviderConfiguration, Organization, Partition, PatStatus, PersonalAccessToken,
+    Session, User, UserFilter, UserProfile, UserState, UserUpdate, new_directory_id, new_guid,
+    new_org_id, org_state,
+};
+use workmail_pat::store::{self, Conflict, Idempotency, Idempotent, Store, StoreError};
+
+/// Every backend this build can test. Each entry yields a fresh, empty store.
+fn backends() -> Vec<(String, Arc<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
+    let store = store::open(&url).unwrap();
+    vec![(url, store, dir)]
+}
+
+fn partition(account: &str) -> Partition {
+    Partition {
+        account: account.into(),
+        region: "us-east-1".into(),
+    }
+}
+
+fn org(p: &Partition, alias: &str, created_ms: i64) -> Organization {
+    Organization {
+        id: new_org_id(),
+        account: p.account.clone(),
+        region: p.region.clone(),
+        alias: alias.into(),
+        state: org_state::ACTIVE.into(),
+        directory_id: new_directory_id(),
+        directory_type: "VpcDirectory".into(),
+        default_mail_domain: format!("{alias}.awsapps.com"),
+        domains: vec!["example.com".into()],
+        kms_key_arn: None,
+        interoperability_enabled: false,
+        created_ms,
+        completed_ms: Some(created_ms),
+    }
+}
+
+fn user(org_id: &str, name: &str, created_ms: i64) -> User {
+    User {
+        id: new_guid(),
+        org_id: org_id.into(),
+        name: name.into(),
+        email: None,
+        state: UserState::Disabled,
+        role: "USER".into(),
+        profile: UserProfile {
+            display_name: format!("{name} display"),
+            ..UserProfile::default()
+        },
+        identity_provider_user_id: None,
+        enabled_ms: None,
+        disabled_ms: None,
+        mailbox_provisioned_ms: None,
+        mailbox_deprovisioned_ms: None,
+        created_ms,
+        password_hash: Some("$argon2id$placeholder".into()),
+    }
+}
+
+fn pat(org_id: &str, user_id: &str, created_ms: i64) -> PersonalAccessToken {
+    PersonalAccessToken {
+        id: new_guid(),
+        org_id: org_id.into(),
+        user_id: user_id.into(),
+        name: format!("token {created_ms}"),
+        scopes: vec!["IMAP".into(), "SMTP".into()],
+        created_ms,
+        last_used_ms: None,
+        expires_ms: created_ms + 86_400_000,
+    }
+}
+
+fn digest(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+#[tokio::test]
+async fn organizations_are_partitioned_ordered_and_unique_by_alias() {
+    for (url, s, _dir) in backends() {
+        let a = partition("111111111111");
+        let b = partition("222222222222");
+        let o1 = org(&a, "acme", 1000);
+        let o2 = org(&a, "beta", 1000);
+        let o3 = org(&b, "acme", 500);
+        for o in [&o1, &o2, &o3] {
+            assert_eq!(
+                s.create_organization(o.clone(), None).await.unwrap(),
+                Idempotent::Done,
+                "{url}"
+            );
+        }
+        // Same alias in the same partition (any case) conflicts; in another partition it does not.
+        let dup = org(&a, "ACME", 2000);
+        assert!(matches!(
+            s.create_organization(dup, None).await,
+            Err(StoreError::Conflict(Conflict::Alias))
+        ));
+        assert_eq!(
+            s.get_organization(&a, &o1.id).await.unwrap().as_ref(),
+            Some(&o1)
+        );
+        assert_eq!(
+            s.get_organization(&b, &o1.id).await.unwrap(),
+            None,
+            "{url}: partitions leak"
+        );
+        assert_eq!(
+            s.find_organization(&o1.id).await.unwrap().as_ref(),
+            Some(&o1)
+        );
+
+        let listed = s.list_organizations(&a, None, 10).await.unwrap();
+        let mut expected = vec![o1.clone(), o2.clone()];
+        expected.sort_by(|x, y| (x.created_ms, &x.id).cmp(&(y.created_ms, &y.id)));
+        assert_eq!(listed, expected, "{url}");
+        let after_first = s
+            .list_organizations(
+                &a,
+                Some(Cursor {
+                    created_ms: expected[0].created_ms,
+                    id: expected[0].id.clone(),
+                }),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(after_first, expected[1..].to_vec());
+
+        // A Deleted organization frees its alias but stays visible.
+        s.delete_organization(&o1.id).await.unwrap();
+        let deleted = s.get_organization(&a, &o1.id).await.unwrap().unwrap();
+        assert_eq!(deleted.state, org_state::DELETED);
+        let again = org(&a, "acme", 3000);
+        assert_eq!(
+            s.create_organization(again, None).await.unwrap(),
+            Idempotent::Done
+        );
+    }
+}
+
+#[tokio::test]
+async fn client_tokens_replay_or_refuse() {
+    for (url, s, _dir) in backends() {
+        let p = partition("000000000000");
+        let first = org(&p, "idem", 1000);
+        let idem = |result: &str, hash: u8| Idempotency {
+            operation: "CreateOrganization",
+            token: "token-1".into(),
+            request_hash: [hash; 32],
+            result: result.into(),
+            now_ms: 1000,
+        };
+        assert_eq!(
+            s.create_organization(first.clone(), Some(idem(&first.id, 1)))
+                .await
+                .unwrap(),
+            Idempotent::Done
+        );
+        let retry = org(&p, "idem", 1001);
+        assert_eq!(
+            s.create_organization(retry.clone(), Some(idem(&retry.id, 1)))
+                .await
+                .unwrap(),
+            Idempotent::Replay(first.id.clone()),
+            "{url}"
+        );
+        assert_eq!(
+            s.create_organization(org(&p, "other", 1002), Some(idem("x", 2)))
+                .await
+                .unwrap(),
+            Idempotent::Mismatch
+        );
+        // Only the first organization exists.
+        assert_eq!(s.list_organizations(&p, None, 10).await.unwrap().len(), 1);
+        // Remembered per partition and operation.
+        let rec = s
+            .get_client_token(&p, "CreateOrganization", "token-1", 2000)
+            .await
+            .unwrap();
+        assert_eq!(rec.unwrap().result, first.id);
+        assert!(
+            s.get_client_token(
+                &partition("111111111111"),
+                "CreateOrganization",
+                "token-1",
+                2000
+            )
+            .await
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            s.get_client_token(&p, "DeleteOrganization", "token-1", 2000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Forgotten after 24 hours.
+        assert!(
+            s.get_client_token(&p, "CreateOrganization", "token-1", 1000 + 86_400_001)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_resolve_by_id_name_or_email_and_stay_unique() {
+    for (url, s, _dir) in backends() {
+        let p = partition("000000000000");
+        let o = org(&p, "people", 1);
+        s.create_organization(o.clone(), None).await.unwrap();
+        let alice = user(&o.id, "Alice", 10);
+        s.create_user(alice.clone()).await.unwrap();
+        assert!(
+            matches!(
+                s.create_user(user(&o.id, "alice", 11)).await,
+                Err(StoreError::Conflict(Conflict::UserName))
+            ),
+            "{url}"
+        );
+        s.register_user(&alice.id, "alice@people.awsapps.com", 20)
+            .await
+            .unwrap();
+        for ident in [
+            alice.id.as_str(),
+            "alice",
+            "ALICE",
+            "Alice@People.awsapps.com",
+        ] {
+            let found = s.find_user(&o.id, ident).await.unwrap().unwrap();
+            assert_eq!(found.id, alice.id, "{url}: {ident}");
+            assert_eq!(found.state, UserState::Enabled);
+            assert_eq!(found.email.as_deref(), Some("alice@people.awsapps.com"));
+            assert_eq!(found.enabled_ms, Some(20));
+        }
+        let bob = user(&o.id, "bob", 12);
+        s.create_user(bob.clone()).await.unwrap();
+        assert!(matches!(
+            s.register_user(&bob.id, "ALICE@people.awsapps.com", 21)
+                .await,
+            Err(StoreError::Conflict(Conflict::Email))
+        ));
+        assert_eq!(s.count_enabled_users(&o.id).await.unwrap(), 1);
+
+        // Deregistering releases the email; deleting frees the name, and a live user wins over the deleted one.
+        s.deregister_user(&alice.id, 30).await.unwrap();
+        s.register_user(&bob.id, "alice@people.awsapps.com", 31)
+            .await
+            .unwrap();
+        s.deregister_user(&bob.id, 32).await.unwrap();
+        s.delete_user(&alice.id, 40).await.unwrap();
+        let alice2 = user(&o.id, "alice", 50);
+        s.create_user(alice2.clone()).await.unwrap();
+        assert_eq!(
+            s.find_user(&o.id, "alice").await.unwrap().unwrap().id,
+            alice2.id
+        );
+        assert_eq!(
+            s.find_user(&o.id, &alice.id).await.unwrap().unwrap().state,
+            UserState::Deleted
+        );
+
+        // Updates change only what is given.
+        s.update_user(
+            &bob.id,
+            UserUpdate {
+                display_name: Some("Robert".into()),
+                city: Some("Paris".into()),
+                hidden_from_global_address_list: Some(true),
+                identity_provider_user_id: Some(Some(
+                    "12345678-1234-1234-1234-123456789012".into(),
+                )),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+        let b = s.find_user(&o.id, "bob").await.unwrap().unwrap();
+        assert_eq!(b.profile.display_name, "Robert");
+        assert_eq!(b.profile.city.as_deref(), Some("Paris"));
+        assert!(b.profile.hidden_from_global_address_list);
+        assert_eq!(b.profile.first_name, None);
+        s.update_user(
+            &bob.id,
+            UserUpdate {
+                identity_provider_user_id: Some(None),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.find_user(&o.id, "bob")
+                .await
+                .unwrap()
+                .unwrap()
+                .identity_provider_user_id,
+            None
+        );
+
+        // Listing: (created, id) order, filters, DELETED users included.
+        let all = s
+            .list_users(&o.id, &UserFilter::None, None, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+            vec![alice.id.clone(), bob.id.clone(), alice2.id.clone()]
+        );
+        let deleted = s
+            .list_users(&o.id, &UserFilter::State(UserState::Deleted), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        let prefixed = s
+            .list_users(&o.id, &UserFilter::UsernamePrefix("b".into()), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(prefixed.len(), 1);
+        let literal = s
+            .list_users(&o.id, &UserFilter::UsernamePrefix("%".into()), None, 100)
+            .await
+            .unwrap();
+        assert!(literal.is_empty(), "{url}: LIKE wildcards must be escaped");
+        let display = s
+            .list_users(
+                &o.id,
+                &UserFilter::DisplayNamePrefix("Rob".into()),
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(display.len(), 1);
+        let page = s
+            .list_users(
+                &o.id,
+                &UserFilter::None,
+                Some(Cursor {
+                    created_ms: 10,
+                    id: alice.id.clone(),
+                }),
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, bob.id);
+    }
+}
+
+#[tokio::test]
+async fn tokens_page_by_created_then_id_and_follow_their_owners() {
+    for (url, s, _dir) in backends() {
+        let p = partition("000000000000");
+        let o = org(&p, "tokens", 1);
+        s.create_organization(o.clone(), None).await.unwrap();
+        let u1 = user(&o.id, "u1", 1);
+        let u2 = user(&o.id, "u2", 2);
+        s.create_user(u1.clone()).await.unwrap();
+        s.create_user(u2.clone()).await.unwrap();
+        let mut all = Vec::new();
+        for i in 0..30u8 {
+            // Many tokens share a creation time, so the id decides the order.
+            let owner = if i % 3 == 0 { &u2 } else { &u1 };
+            let t = pat(&o.id, &owner.id, 1000 + i64::from(i / 4));
+            s.insert_personal_access_token(t.clone(), digest(i))
+                .await
+                .unwrap();
+            all.push(t);
+        }
+        assert!(
+            matches!(
+                s.insert_personal_access_token(pat(&o.id, &u1.id, 5), digest(0))
+                    .await,
+                Err(StoreError::Conflict(Conflict::TokenId))
+            ),
+            "{url}: digests are unique"
+        );
+        all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+
+        for page_size in [1usize, 4, 7, 30, 100] {
+            let mut walked = Vec::new();
+            let mut after = None;
+            loop {
+                let rows = s
+                    .list_personal_access_tokens(&o.id, None, after.clone(), page_size)
+                    .await
+                    .unwrap();
+                let Some(last) = rows.last() else { break };
+                after = Some(Cursor {
+                    created_ms: last.created_ms,
+                    id: last.id.clone(),
+                });
+                walked.extend(rows);
+            }
+            assert_eq!(walked, all, "{url}: page size {page_size}");
+        }
+        let of_u2: Vec<_> = all.iter().filter(|t| t.user_id == u2.id).cloned().collect();
+        assert_eq!(
+            s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
+                .await
+                .unwrap(),
+            of_u2
+        );
+
+        let one = &all[5];
+        assert_eq!(
+            s.get_personal_access_token(&o.id, &one.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(one)
+        );
+        assert_eq!(
+            s.get_personal_access_token("m-00000000000000000000000000000000", &one.id)
+                .await
+                .unwrap(),
+            None
+        );
+
+        // DateLastUsed: first use written, then at most once per interval, never moved back.
+        s.touch_personal_access_token(&one.id, 10_000, 60_000)
+            .await
+            .unwrap();
+        s.touch_personal_access_token(&one.id, 20_000, 60_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_personal_access_token(&o.id, &one.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_ms,
+            Some(10_000)
+        );
+        s.touch_personal_access_token(&one.id, 70_000, 60_000)
+            .await
+            .unwrap();
+        s.touch_personal_access_token(&one.id, 5_000, 60_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_personal_access_token(&o.id, &one.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_used_ms,
+            Some(70_000)
+        );
+
+        assert!(
+            s.delete_personal_access_token(&o.id, &one.id)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.delete_personal_access_token(&o.id, &one.id)
+                .await
+                .unwrap()
+        );
+
+        // Deleting a user removes their tokens; deleting the organization removes the rest.
+        s.delete_user(&u2.id, 99).await.unwrap();
+        assert!(
+            s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            !s.list_personal_access_tokens(&o.id, None, None, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        s.delete_organization(&o.id).await.unwrap();
+        assert!(
+            s.list_personal_access_tokens(&o.id, None, None, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.find_personal_access_token_by_digest(digest(1))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test]
+async fn digests_find_tokens_and_sessions_expire_with_their_owner() {
+    for (url, s, _dir) in backends() {
+        let p = partition("000000000000");
+        let o = org(&p, "sess", 1);
+        s.create_organization(o.clone(), None).await.unwrap();
+        let u = user(&o.id, "carol", 1);
+        s.create_user(u.clone()).await.unwrap();
+        let t = pat(&o.id, &u.id, 5);
+        s.insert_personal_access_token(t.clone(), digest(42))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.find_personal_access_token_by_digest(digest(42))
+                .await
+                .unwrap(),
+            Some(t),
+            "{url}"
+        );
+        assert_eq!(
+            s.find_personal_access_token_by_digest(digest(43))
+                .await
+                .unwrap(),
+            None
+        );
+
+        let session = Session {
+            org_id: o.id.clone(),
+            user_id: u.id.clone(),
+            expires_ms: 99,
+        };
+        s.create_session(digest(7), session.clone()).await.unwrap();
+        assert_eq!(
+            s.get_session(digest(7)).await.unwrap(),
+            Some(session.clone())
+        );
+        s.set_password(&u.id, "$argon2id$new").await.unwrap();
+        assert_eq!(
+            s.get_session(digest(7)).await.unwrap(),
+            None,
+            "{url}: a new password ends sessions"
+        );
+        s.create_session(digest(8), session).await.unwrap();
+        s.delete_session(digest(8)).await.unwrap();
+        assert_eq!(s.get_session(digest(8)).await.unwrap(), None);
+        assert_eq!(
+            s.find_user(&o.id, "carol")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash
+                .as_deref(),
+            Some("$argon2id$new")
+        );
+    }
+}
+
+#[tokio::test]
+async fn identity_provider_configuration_round_trips() {
+    for (url, s, _dir) in backends() {
+        let p = partition("000000000000");
+        let o = org(&p, "idp", 1);
+        s.create_organization(o.clone(), None).await.unwrap();
+        assert_eq!(
+            s.get_identity_provider_configuration(&o.id).await.unwrap(),
+            None
+        );
+        let mut c = IdentityProviderConfiguration {
+            authentication_mode: "IDENTITY_PROVIDER_AND_DIRECTORY".into(),
+            instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
+            application_arn:
+                "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111"
+                    .into(),
+            pat_status: PatStatus::Active,
+            pat_lifetime_days: 30,
+        };
+        s.put_identity_provider_configuration(&o.id, c.clone())
+            .await
+            .unwrap();
+        c.pat_status = PatStatus::Inactive;
+        c.pat_lifetime_days = 7;
+        s.put_identity_provider_configuration(&o.id, c.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_identity_provider_configuration(&o.id).await.unwrap(),
+            Some(c),
+            "{url}"
+        );
+        s.delete_identity_provider_configuration(&o.id)
+            .await
+            .unwrap();
+        s.delete_identity_provider_configuration(&o.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_identity_provider_configuration(&o.id).await.unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqlite_keeps_acknowledged_writes_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("durable.db").display());
+    let p = partition("000000000000");
+    let o = org(&p, "durable", 1);
+    let u = user(&o.id, "dave", 2);
+    let t = pat(&o.id, &u.id, 3);
+    {
+        let s = store::open(&url).unwrap();
+        s.create_organization(o.clone(), None).await.unwrap();
+        s.create_user(u.clone()).await.unwrap();
+        s.insert_personal_access_token(t.clone(), digest(9))
+            .await
+            .unwrap();
+        // No close(): as after a crash.
+    }
+    let s = store::open(&url).unwrap();
+    assert_eq!(s.get_organization(&p, &o.id).await.unwrap(), Some(o));
+    assert_eq!(
+        s.list_personal_access_tokens(&t.org_id, None, None, 10)
+            .await
+            .unwrap(),
+        vec![t]
+    );
+    s.close().await.unwrap();
+}
