@@ -24,3 +24,7 @@ cargo test --all-targets
 
 echo "==> pytest (boto3 and AWS CLI against the real server)"
 WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+
+echo "==> AWS SDK for JavaScript v3 (node:test)"
+npm ci --prefix tests/js --no-audit --no-fund
+WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/js/
