@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, post};
+use axum::routing::post;
 use tokio::net::TcpListener;
 
 use crate::protocol::{self, Authenticator};
@@ -40,21 +40,20 @@ pub struct Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", post(protocol::handle))
-        .route(
-            "/webapp/api/sessions",
-            post(crate::web::create_session).delete(crate::web::delete_session),
-        )
-        .route(
-            "/webapp/api/personal-access-tokens",
-            post(crate::web::create_token).get(crate::web::list_tokens),
-        )
-        .route(
-            "/webapp/api/personal-access-tokens/{id}",
-            delete(crate::web::delete_token),
-        )
-        .route("/auth/v1/verify", post(crate::web::verify))
+        .merge(crate::web::routes())
         .fallback(not_found)
+        .layer(axum::middleware::map_response(ensure_request_id))
         .with_state(shared)
+}
+
+/// Every response carries `x-amzn-RequestId`, including those no handler made (405, 404).
+async fn ensure_request_id(mut response: axum::response::Response) -> axum::response::Response {
+    if !response.headers().contains_key("x-amzn-requestid")
+        && let Ok(v) = axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
+        response.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    response
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -295,6 +295,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Install the signal handlers before announcing the port: a supervisor that signals right after reading the
+    // line must get a graceful shutdown, not the default action (death by signal).
+    let shutdown = shutdown_signal()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -307,7 +310,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let server = tokio::spawn(crate::server::serve(listener, shared, async {
         let _ = stop_rx.await;
     }));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     // In-flight requests get a bounded time to finish, so the process always exits promptly.
@@ -322,24 +325,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that completes on SIGINT or SIGTERM. The handlers are registered when this returns, not when the future
+/// is first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

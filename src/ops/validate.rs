@@ -223,7 +223,12 @@ pub fn client_token(value: &Option<String>) -> Result<Option<&str>, ServiceError
 /// NextToken: 1..1024 (content is checked when the token is opened).
 pub fn next_token(value: &Option<String>) -> Result<Option<&str>, ServiceError> {
     let Some(v) = value else { return Ok(None) };
-    length(v, "NextToken", 1, 1024)?;
+    // Out-of-range lengths get the same message as every other bad token (spec D4): no oracle.
+    if v.is_empty() || v.chars().count() > 1024 {
+        return Err(ServiceError::invalid_parameter(
+            crate::pagination::INVALID_TOKEN_MESSAGE,
+        ));
+    }
     Ok(Some(v))
 }
 

@@ -17,6 +17,25 @@ use crate::protocol::read_body;
 use crate::server::Shared;
 use crate::tokens::{self, SelfServiceError};
 
+/// The routes of the web application and of mail-server verification.
+pub fn routes() -> axum::Router<Arc<Shared>> {
+    use axum::routing::{delete, post};
+    axum::Router::new()
+        .route(
+            "/webapp/api/sessions",
+            post(create_session).delete(delete_session),
+        )
+        .route(
+            "/webapp/api/personal-access-tokens",
+            post(create_token).get(list_tokens),
+        )
+        .route(
+            "/webapp/api/personal-access-tokens/{id}",
+            delete(delete_token),
+        )
+        .route("/auth/v1/verify", post(verify))
+}
+
 /// A refused web request.
 #[derive(Debug)]
 pub struct WebError {
@@ -333,6 +352,8 @@ struct VerifyInput {
     username: Option<String>,
     token: Option<String>,
     scope: Option<String>,
+    /// The mail client's address as the mail server saw it (for per-IP limits and the audit log).
+    remote_ip: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -350,6 +371,12 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let Ok(input) = json_body::<VerifyInput>(&shared, request).await else {
         return fail();
     };
+    let remote_ip = input
+        .remote_ip
+        .as_deref()
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     let (Some(org_id), Some(username), Some(token)) =
         (input.organization_id, input.username, input.token)
     else {
@@ -372,7 +399,7 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     .await
     {
         Ok(Some(v)) => {
-            tracing::info!(event = "token_used", organization_id = %org_id, user_id = %v.user_id, token_id = %v.token_id);
+            tracing::info!(event = "token_used", organization_id = %org_id, user_id = %v.user_id, token_id = %v.token_id, remote_ip = %remote_ip);
             json_response(
                 StatusCode::OK,
                 &VerifyOutput {
@@ -382,7 +409,7 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             )
         }
         Ok(None) => {
-            tracing::info!(event = "token_verification_failed", organization_id = %org_id);
+            tracing::info!(event = "token_verification_failed", organization_id = %org_id, remote_ip = %remote_ip);
             fail()
         }
         Err(e) => WebError::from(e).into_response(),
