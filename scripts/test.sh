@@ -19,8 +19,20 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+echo "==> PostgreSQL on 127.0.0.1:5432 (conformance, replica and migration tests; SDK suites on PostgreSQL)"
+# The machine's own cluster (trust auth for postgres on loopback); start it if it is not running.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+psql -h 127.0.0.1 -U postgres -d postgres -qAtc 'SELECT 1' >/dev/null
+
 echo "==> cargo test"
 cargo test --all-targets
+
+echo "==> SDK integration suites again, every server on its own PostgreSQL database"
+WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_pagination \
+    --test sdk_next_token --test sdk_sigv4
 
 echo "==> pytest (boto3 and AWS CLI against the real server)"
 WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
@@ -28,3 +40,13 @@ WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" .venv/bin/python -m pytest tes
 echo "==> AWS SDK for JavaScript v3 (node:test)"
 npm ci --prefix tests/js --no-audit --no-fund
 WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/js/
+
+echo "==> Web page end to end in headless Chromium (node:test + playwright-core)"
+if [ ! -x /usr/bin/chromium ]; then
+    # Debian's package; Playwright never downloads a browser here (there is no outside network).
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund
+WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/browser/

@@ -23,15 +23,18 @@
 //! JSON decode → validation → store → JSON encode → response with `x-amzn-RequestId`; any [`error::ServiceError`]
 //! is rendered by [`protocol::encode_error`].
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod ids;
 pub mod ops;
 pub mod pagination;
 pub mod protocol;
 pub mod secrets;
+pub mod seed;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -118,10 +118,17 @@ impl PatSecret {
     pub fn generate() -> Self {
         let mut s = String::with_capacity(PAT_LEN);
         s.push_str(PAT_PREFIX);
-        let mut rng = rand::rngs::OsRng;
+        // One read from the OS generator per 64 bytes (not per character): bulk seeding makes millions.
+        let mut pool = Zeroizing::new([0u8; 64]);
+        let mut used = pool.len();
         while s.len() < PAT_PREFIX.len() + PAT_RANDOM_LEN {
-            // Rejection sampling keeps every base62 digit uniformly likely.
-            let b = (rng.next_u32() & 0xff) as u8;
+            if used == pool.len() {
+                rand::rngs::OsRng.fill_bytes(&mut pool[..]);
+                used = 0;
+            }
+            let b = pool[used];
+            used += 1;
+            // Rejection sampling keeps every base62 digit uniformly likely (248 = 4 * 62).
             if b < 248 {
                 s.push(BASE62[(b % 62) as usize] as char);
             }

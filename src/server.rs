@@ -34,22 +34,46 @@ pub struct Shared {
     pub app: AppState,
     pub auth: Authenticator,
     pub limits: Limits,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether the test-support API (reset, clock, seed) is served.
+    pub test_api: bool,
 }
+
+/// The id of one request: in the `x-amzn-RequestId` header of its response and in every log line it causes.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// The whole HTTP surface. Exposed so tests can drive it without a socket.
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", post(protocol::handle))
         .merge(crate::web::routes())
+        .merge(crate::admin::routes());
+    let router = if shared.test_api {
+        router.merge(crate::admin::test_routes())
+    } else {
+        router
+    };
+    router
         .fallback(not_found)
-        .layer(axum::middleware::map_response(ensure_request_id))
+        .layer(axum::middleware::from_fn(request_context))
         .with_state(shared)
 }
 
-/// Every response carries `x-amzn-RequestId`, including those no handler made (405, 404).
-async fn ensure_request_id(mut response: axum::response::Response) -> axum::response::Response {
+/// Gives every request an id, runs it inside a tracing span carrying that id (so every log line it causes names
+/// it), and puts the id in `x-amzn-RequestId` on every response, including those no handler made (404, 405).
+async fn request_context(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = uuid::Uuid::new_v4().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = next.run(request).instrument(span).await;
     if !response.headers().contains_key("x-amzn-requestid")
-        && let Ok(v) = axum::http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+        && let Ok(v) = axum::http::HeaderValue::from_str(&id)
     {
         response.headers_mut().insert("x-amzn-RequestId", v);
     }

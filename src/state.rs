@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::ids::Ids;
 use crate::pagination::TokenSealer;
 use crate::secrets::Key32;
 use crate::store::Store;
@@ -16,6 +17,9 @@ pub struct Settings {
     pub session_ttl_ms: i64,
     /// `DateLastUsed` moves at most once per this interval (the first use is always written).
     pub last_used_interval_ms: i64,
+    /// Mark the web page's session cookie `Secure` even when no proxy says `X-Forwarded-Proto: https` (for TLS
+    /// terminators that do not send it).
+    pub secure_cookies: bool,
 }
 
 impl Default for Settings {
@@ -24,6 +28,7 @@ impl Default for Settings {
             default_scopes: vec!["IMAP".into(), "SMTP".into()],
             session_ttl_ms: 8 * 60 * 60 * 1000,
             last_used_interval_ms: 60 * 1000,
+            secure_cookies: false,
         }
     }
 }
@@ -36,6 +41,8 @@ pub struct AppState {
     /// Keys the stored hashes of PAT secrets and session tokens.
     pub pepper: Key32,
     pub clock: Arc<Clock>,
+    /// Where new ids come from (seedable for tests).
+    pub ids: Ids,
     pub settings: Settings,
 }
 
@@ -51,6 +58,7 @@ impl AppState {
             sealer: TokenSealer::new(token_key),
             pepper,
             clock: Arc::new(Clock::new()),
+            ids: Ids::new(),
             settings,
         }
     }

@@ -2,9 +2,7 @@
 //! PATs, and mail servers verifying them. Shared by the web API and the CLI.
 
 use crate::clock::Millis;
-use crate::domain::{
-    Organization, PatStatus, PersonalAccessToken, Session, User, UserState, new_guid,
-};
+use crate::domain::{Organization, PatStatus, PersonalAccessToken, Session, User, UserState};
 use crate::ops::validate;
 use crate::secrets::{self, PatSecret};
 use crate::state::AppState;
@@ -99,7 +97,7 @@ pub async fn create_token(
     let now = app.clock.now_ms();
     let secret = PatSecret::generate();
     let token = PersonalAccessToken {
-        id: new_guid(),
+        id: app.ids.guid(),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
         name: name.to_string(),
@@ -132,6 +130,23 @@ pub struct Verified {
 /// user ENABLED, organization Active, PAT status ACTIVE, scope. `None` for any failure: callers answer one uniform
 /// 401. The first successful use sets `DateLastUsed` at once; later ones move it at most once per interval.
 pub async fn verify(
+    app: &AppState,
+    org_id: &str,
+    username: &str,
+    presented: &str,
+    scope: Option<&str>,
+) -> Result<Option<Verified>, StoreError> {
+    let outcome = verify_inner(app, org_id, username, presented, scope).await;
+    let result = match &outcome {
+        Ok(Some(_)) => "success",
+        Ok(None) => "failure",
+        Err(_) => "error",
+    };
+    metrics::counter!("workmail_pat_token_verifications_total", "result" => result).increment(1);
+    outcome
+}
+
+async fn verify_inner(
     app: &AppState,
     org_id: &str,
     username: &str,

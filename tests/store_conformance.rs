@@ -10,12 +10,29 @@ use workmail_pat::domain::{
 };
 use workmail_pat::store::{self, Conflict, Idempotency, Idempotent, Store, StoreError};
 
-/// Every backend this build can test. Each entry yields a fresh, empty store.
-fn backends() -> Vec<(String, Arc<dyn Store>, tempfile::TempDir)> {
+#[path = "common/postgres.rs"]
+mod pg;
+
+/// What keeps a backend's storage alive for one test: a SQLite file's directory, or a throw-away PostgreSQL
+/// database (dropped with it).
+#[allow(dead_code)]
+enum Storage {
+    Dir(tempfile::TempDir),
+    Postgres(pg::TestDb),
+}
+
+/// Every backend this build can test. Each entry yields a fresh, empty store: a new SQLite file, and a new
+/// PostgreSQL database on the test server (see tests/common/postgres.rs; an unreachable server fails the test).
+fn backends() -> Vec<(String, Arc<dyn Store>, Storage)> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
     let store = store::open(&url).unwrap();
-    vec![(url, store, dir)]
+    let db = pg::TestDb::create("conf");
+    let pg_store = store::open(&db.url).unwrap();
+    vec![
+        (url, store, Storage::Dir(dir)),
+        (db.url.clone(), pg_store, Storage::Postgres(db)),
+    ]
 }
 
 fn partition(account: &str) -> Partition {

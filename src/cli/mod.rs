@@ -15,6 +15,9 @@ use crate::secrets::Key32;
 use crate::server::{Limits, Shared};
 use crate::state::{AppState, Settings};
 
+mod migrate;
+mod report;
+mod seed;
 mod token;
 
 #[derive(Parser, Debug)]
@@ -35,6 +38,14 @@ pub enum Command {
     /// Manage personal access tokens directly in a database.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Load a seed file (YAML or JSON), or build a large synthetic store with --generate.
+    Seed(seed::SeedArgs),
+    /// Write the whole state as JSON (never secrets, password hashes or token digests).
+    Dump(seed::DumpArgs),
+    /// Copy a whole SQLite store into an empty PostgreSQL database (stop the server first).
+    Migrate(migrate::MigrateArgs),
+    /// List an organization's tokens that expire soon or were not used for a long time (for audits).
+    Report(report::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,7 +71,8 @@ pub enum LogFormat {
 /// Where the database and its keys are.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Database URL: `sqlite:PATH` (created if missing) or `sqlite::memory:`.
+    /// Database URL: `sqlite:PATH` (created if missing), `sqlite::memory:`, or `postgres://USER@HOST[:PORT]/DB`
+    /// (schema created or migrated at start; needs `--token-key-file` and `--pepper-file`).
     #[arg(
         long,
         env = "WORKMAIL_PAT_DATABASE",
@@ -75,6 +87,28 @@ pub struct StoreArgs {
     /// Replicas and `token create` must share it.
     #[arg(long, env = "WORKMAIL_PAT_PEPPER_FILE")]
     pub pepper_file: Option<PathBuf>,
+    /// PostgreSQL only: most database connections this process holds.
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool_size: u32,
+    /// PostgreSQL only: seconds to wait for a connection (connecting, or a free pooled one) before a request is
+    /// answered 503 ServiceUnavailable; one whole store operation gets twice this.
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE_TIMEOUT", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_timeout: u64,
+}
+
+impl StoreArgs {
+    /// Opens the store with this command line's pool limits.
+    pub fn open(&self) -> Result<Arc<dyn crate::store::Store>, String> {
+        crate::store::open_with(
+            &self.database,
+            &crate::store::postgres::PostgresOptions {
+                pool_size: self.database_pool_size as usize,
+                timeout: Duration::from_secs(self.database_timeout),
+            },
+        )
+    }
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +150,16 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Always mark the web page's session cookie `Secure` (use behind a TLS proxy that does not send
+    /// `X-Forwarded-Proto: https`; with that header the cookie is `Secure` anyway).
+    #[arg(long, env = "WORKMAIL_PAT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// A seed file (YAML or JSON) applied at start; idempotent, so restarts on a persistent database are safe.
+    #[arg(long, env = "WORKMAIL_PAT_SEED")]
+    pub seed: Option<PathBuf>,
+    /// Serve the test-support API (state reset, clock control, id seeding). Refused on a non-loopback address.
+    #[arg(long, env = "WORKMAIL_PAT_ENABLE_TEST_API")]
+    pub enable_test_api: bool,
     /// Log format on stderr.
     #[arg(
         long,
@@ -191,6 +235,17 @@ fn load_access_keys(args: &ServeArgs) -> Result<HashMap<String, KeyEntry>, Strin
 /// random for this process.
 pub fn load_keys(store: &StoreArgs) -> Result<(Key32, Key32), String> {
     let base = crate::store::key_file_base(&store.database);
+    // A PostgreSQL database has no "beside it" and is shared by replicas, which must all use the same two keys:
+    // a random per-process key would break every NextToken and every stored secret across replicas.
+    if crate::store::is_postgres_url(&store.database)
+        && (store.token_key_file.is_none() || store.pepper_file.is_none())
+    {
+        return Err(
+            "a postgres:// database needs --token-key-file and --pepper-file (env WORKMAIL_PAT_TOKEN_KEY_FILE, \
+             WORKMAIL_PAT_PEPPER_FILE): every replica and `token create` must use the same two files"
+                .into(),
+        );
+    }
     let pick = |given: &Option<PathBuf>, suffix: &str| -> Result<Key32, String> {
         match (given, &base) {
             (Some(path), _) => Key32::load_or_create(path),
@@ -209,6 +264,37 @@ fn sibling(db: &Path, suffix: &str) -> PathBuf {
     name.push(".");
     name.push(suffix);
     PathBuf::from(name)
+}
+
+/// Installs the process-wide Prometheus recorder (once) and returns the handle that renders `/metrics`.
+fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ])
+        .ok()?
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok()?;
+    metrics::describe_counter!(
+        "workmail_pat_requests_total",
+        "AWS API requests by operation and outcome (ok or the error __type)"
+    );
+    metrics::describe_histogram!(
+        "workmail_pat_request_duration_seconds",
+        "AWS API request latency by operation"
+    );
+    metrics::describe_counter!(
+        "workmail_pat_token_verifications_total",
+        "Personal access token verifications by result"
+    );
+    metrics::describe_gauge!(
+        "workmail_pat_database_connections",
+        "Database connections held by the store"
+    );
+    // The SQLite store holds exactly one connection.
+    metrics::gauge!("workmail_pat_database_connections").set(1.0);
+    Some(handle)
 }
 
 fn init_tracing(format: LogFormat) {
@@ -241,6 +327,10 @@ pub fn main() -> i32 {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Token(TokenCommand::Create(args)) => token::create(args).await,
+            Command::Seed(args) => seed::run(args).await,
+            Command::Dump(args) => seed::dump(args).await,
+            Command::Migrate(args) => migrate::run(args).await,
+            Command::Report(args) => report::run(args).await,
         }
     });
     match result {
@@ -273,10 +363,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             AuthMode::SigV4(keys)
         }
     };
-    let store = crate::store::open(&args.store.database)?;
+    if args.enable_test_api && !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "refusing to serve the test-support API on {}: it can erase all state. Use a loopback address",
+            args.listen
+        ));
+    }
     let (token_key, pepper) = load_keys(&args.store)?;
+    let store = args.store.open()?;
     let settings = Settings {
         default_scopes: args.default_scopes.clone(),
+        secure_cookies: args.secure_cookies,
         ..Settings::default()
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
@@ -290,7 +387,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
         },
+        metrics: install_metrics_recorder(),
+        test_api: args.enable_test_api,
     });
+    if let Some(path) = &args.seed {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = crate::seed::parse(&text)?;
+        let report = crate::seed::apply(&shared.app, &file).await?;
+        tracing::info!(organizations = report.organizations.len(), file = %path.display(), "seed file applied");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

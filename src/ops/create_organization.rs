@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Ctx, Reply, encode, store_error, validate};
-use crate::domain::{Organization, new_directory_id, new_org_id, org_state};
+use crate::domain::{Organization, org_state};
 use crate::error::{ErrorCode, ServiceError};
 use crate::store::{Conflict, Idempotency, Idempotent, StoreError};
 
@@ -81,7 +81,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         .collect();
     extra_domains.dedup();
     let org = Organization {
-        id: new_org_id(),
+        id: ctx.app.ids.organization_id(),
         account: ctx.partition.account.clone(),
         region: ctx.partition.region.clone(),
         alias: alias.to_string(),
@@ -91,7 +91,10 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         } else {
             "VpcDirectory".to_string()
         },
-        directory_id: input.directory_id.clone().unwrap_or_else(new_directory_id),
+        directory_id: input
+            .directory_id
+            .clone()
+            .unwrap_or_else(|| ctx.app.ids.directory_id()),
         default_mail_domain: default_domain,
         domains: extra_domains,
         kms_key_arn: input.kms_key_arn.clone(),

@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Reply, active_org, encode, user_conflict, validate};
-use crate::domain::{
-    User, UserProfile, UserState, is_reserved_user_name, new_guid, password_is_strong,
-};
+use crate::domain::{User, UserProfile, UserState, is_reserved_user_name, password_is_strong};
 use crate::error::{ErrorCode, ServiceError};
 
 #[derive(Deserialize)]
@@ -94,7 +92,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         None => None,
     };
     let user = User {
-        id: new_guid(),
+        id: ctx.app.ids.guid(),
         org_id: org_id.to_string(),
         name: name.to_string(),
         email: None,

@@ -137,7 +137,17 @@ pub fn empty() -> Reply {
 /// internal error, logged and hidden.
 #[track_caller]
 pub fn store_error(e: StoreError) -> ServiceError {
-    ServiceError::internal(e)
+    match e {
+        // The database is unreachable right now: a retryable 503, logged but never detailed to the caller.
+        StoreError::Unavailable(detail) => {
+            tracing::warn!(%detail, "store unavailable");
+            ServiceError::new(
+                ErrorCode::ServiceUnavailable,
+                "The service is temporarily unavailable. Please retry.",
+            )
+        }
+        other => ServiceError::internal(other),
+    }
 }
 
 /// The organization if it exists in the caller's (account, region); any state.

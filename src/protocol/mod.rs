@@ -158,18 +158,25 @@ fn truncate(s: &str) -> String {
 
 /// The AWS API endpoint (`POST /`).
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    let request_id = request
+        .extensions()
+        .get::<crate::server::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
     let bytes = match read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return encode_error(&e, &request_id),
     };
+    let mut operation = "unknown";
     let result = async {
         let partition =
             shared
                 .auth
                 .identify(parts.method.as_str(), &parts.uri, &parts.headers, &bytes)?;
         let op = parse_target(&parts.headers)?;
+        operation = op.name();
         let ctx = Ctx {
             app: &shared.app,
             partition,
@@ -177,6 +184,14 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         ops::dispatch(op, &ctx, &bytes).await
     }
     .await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    metrics::counter!("workmail_pat_requests_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(body) => encode_ok(body, &request_id),
         Err(e) => encode_error(&e, &request_id),

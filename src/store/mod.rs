@@ -9,6 +9,7 @@ use crate::domain::{
     User, UserFilter, UserUpdate,
 };
 
+pub mod postgres;
 pub mod sqlite;
 
 /// Which uniqueness rule a write broke.
@@ -27,6 +28,20 @@ pub enum StoreError {
     Conflict(Conflict),
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The database cannot be reached right now (connection refused or lost, pool exhausted, timeout): the
+    /// request may succeed if retried, and is answered with a 503 rather than a 500.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Rows written together by bulk seeding.
+#[derive(Debug, Default)]
+pub struct ImportBatch {
+    pub organizations: Vec<Organization>,
+    pub users: Vec<User>,
+    pub configurations: Vec<(String, IdentityProviderConfiguration)>,
+    /// Tokens with the keyed digests of their secrets.
+    pub tokens: Vec<(PersonalAccessToken, [u8; 32])>,
 }
 
 /// A `ClientToken` presented with a request (spec D3).
@@ -185,11 +200,47 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_session(&self, digest: [u8; 32]) -> Result<Option<Session>, StoreError>;
     async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
 
+    /// Every (account, region) that holds an organization, in a stable order.
+    async fn list_partitions(&self) -> Result<Vec<Partition>, StoreError> {
+        Err(StoreError::Backend(
+            "listing partitions is not supported by this backend".into(),
+        ))
+    }
+
+    /// Writes a batch of rows (bulk seeding). Backends override this with one fast transaction; the default
+    /// writes row by row through the ordinary methods.
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
+        for org in batch.organizations {
+            self.create_organization(org, None).await?;
+        }
+        for user in batch.users {
+            self.create_user(user).await?;
+        }
+        for (org_id, config) in batch.configurations {
+            self.put_identity_provider_configuration(&org_id, config)
+                .await?;
+        }
+        for (token, digest) in batch.tokens {
+            self.insert_personal_access_token(token, digest).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes all state, or one partition's: its organizations with their users, configurations, tokens and
+    /// sessions, and its remembered ClientTokens (the test-support reset).
+    async fn reset(&self, partition: Option<&Partition>) -> Result<(), StoreError> {
+        let _ = partition;
+        Err(StoreError::Backend(
+            "reset is not supported by this backend".into(),
+        ))
+    }
+
     /// Flushes and closes cleanly (called on shutdown).
     async fn close(&self) -> Result<(), StoreError>;
 }
 
-/// Opens the store named by a `--database` URL: `sqlite:PATH`, `sqlite://PATH` or `sqlite::memory:`.
+/// Opens the store named by a `--database` URL: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`, or
+/// `postgres://...` / `postgresql://...` (default pool limits).
 pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, String> {
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -201,12 +252,36 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, String> {
         let store = sqlite::SqliteStore::open(path).map_err(|e| e.to_string())?;
         return Ok(std::sync::Arc::new(store));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err("PostgreSQL is not supported by this build yet; use sqlite:PATH".into());
+    if is_postgres_url(url) {
+        return open_postgres(url, &postgres::PostgresOptions::default());
     }
     Err(format!(
-        "unsupported database URL {url:?}: expected sqlite:PATH or sqlite::memory:"
+        "unsupported database URL {url:?}: expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST/DB"
     ))
+}
+
+/// Opens a store with explicit PostgreSQL pool limits (ignored for SQLite).
+pub fn open_with(
+    url: &str,
+    options: &postgres::PostgresOptions,
+) -> Result<std::sync::Arc<dyn Store>, String> {
+    if is_postgres_url(url) {
+        return open_postgres(url, options);
+    }
+    open(url)
+}
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn open_postgres(
+    url: &str,
+    options: &postgres::PostgresOptions,
+) -> Result<std::sync::Arc<dyn Store>, String> {
+    let store = postgres::PostgresStore::open(url, options).map_err(|e| e.to_string())?;
+    Ok(std::sync::Arc::new(store))
 }
 
 /// Where the generated key files of a database live: beside the SQLite file, never inside it. `None` for an

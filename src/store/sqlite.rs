@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
-    CLIENT_TOKEN_TTL_MS, ClientTokenRecord, Conflict, Idempotency, Idempotent, Store, StoreError,
+    CLIENT_TOKEN_TTL_MS, ClientTokenRecord, Conflict, Idempotency, Idempotent, ImportBatch, Store,
+    StoreError,
 };
 use crate::clock::Millis;
 use crate::domain::{
@@ -301,6 +302,100 @@ fn write_client_token(
     Ok(())
 }
 
+fn insert_user(conn: &Connection, user: &User) -> Result<(), StoreError> {
+    let p = &user.profile;
+    conn.prepare_cached(&format!(
+        "INSERT INTO users ({USER_COLUMNS}, name_key, email_key) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+          ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+    ))
+    .map_err(backend)?
+    .execute(params![
+        user.id,
+        user.org_id,
+        user.name,
+        user.email,
+        user.state.as_str(),
+        user.role,
+        p.display_name,
+        p.first_name,
+        p.last_name,
+        p.initials,
+        p.telephone,
+        p.street,
+        p.job_title,
+        p.city,
+        p.company,
+        p.zip_code,
+        p.department,
+        p.country,
+        p.office,
+        p.hidden_from_global_address_list,
+        user.identity_provider_user_id,
+        user.enabled_ms,
+        user.disabled_ms,
+        user.mailbox_provisioned_ms,
+        user.mailbox_deprovisioned_ms,
+        user.created_ms,
+        user.password_hash,
+        user.name.to_ascii_lowercase(),
+        user.email.as_ref().map(|e| e.to_ascii_lowercase()),
+    ])
+    .map_err(map_write_error)?;
+    Ok(())
+}
+
+fn insert_pat(
+    conn: &Connection,
+    t: &PersonalAccessToken,
+    secret_digest: &[u8; 32],
+) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO personal_access_tokens ({PAT_COLUMNS}, secret_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))
+    .map_err(backend)?
+    .execute(params![
+        t.id,
+        t.org_id,
+        t.user_id,
+        t.name,
+        serde_json::to_string(&t.scopes).map_err(backend)?,
+        t.created_ms,
+        t.last_used_ms,
+        t.expires_ms,
+        secret_digest.as_slice(),
+    ])
+    .map_err(map_write_error)?;
+    Ok(())
+}
+
+fn put_idp(
+    conn: &Connection,
+    org_id: &str,
+    c: &IdentityProviderConfiguration,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO identity_provider_configurations \
+         (org_id, authentication_mode, instance_arn, application_arn, pat_status, pat_lifetime_days) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (org_id) DO UPDATE SET \
+         authentication_mode = excluded.authentication_mode, instance_arn = excluded.instance_arn, \
+         application_arn = excluded.application_arn, pat_status = excluded.pat_status, \
+         pat_lifetime_days = excluded.pat_lifetime_days",
+    )
+    .map_err(backend)?
+    .execute(params![
+        org_id,
+        c.authentication_mode,
+        c.instance_arn,
+        c.application_arn,
+        c.pat_status.as_str(),
+        c.pat_lifetime_days
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// Applies an optional text change: `Some(v)` sets the column.
 fn set_opt(
     sets: &mut Vec<String>,
@@ -476,49 +571,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: User) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let p = &user.profile;
-            conn.prepare_cached(&format!(
-                "INSERT INTO users ({USER_COLUMNS}, name_key, email_key) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-                  ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
-            ))
-            .map_err(backend)?
-            .execute(params![
-                user.id,
-                user.org_id,
-                user.name,
-                user.email,
-                user.state.as_str(),
-                user.role,
-                p.display_name,
-                p.first_name,
-                p.last_name,
-                p.initials,
-                p.telephone,
-                p.street,
-                p.job_title,
-                p.city,
-                p.company,
-                p.zip_code,
-                p.department,
-                p.country,
-                p.office,
-                p.hidden_from_global_address_list,
-                user.identity_provider_user_id,
-                user.enabled_ms,
-                user.disabled_ms,
-                user.mailbox_provisioned_ms,
-                user.mailbox_deprovisioned_ms,
-                user.created_ms,
-                user.password_hash,
-                user.name.to_ascii_lowercase(),
-                user.email.as_ref().map(|e| e.to_ascii_lowercase()),
-            ])
-            .map_err(map_write_error)?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| insert_user(conn, &user)).await
     }
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
@@ -697,28 +750,7 @@ impl Store for SqliteStore {
         c: IdentityProviderConfiguration,
     ) -> Result<(), StoreError> {
         let org_id = org_id.to_string();
-        self.run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO identity_provider_configurations \
-                 (org_id, authentication_mode, instance_arn, application_arn, pat_status, pat_lifetime_days) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (org_id) DO UPDATE SET \
-                 authentication_mode = excluded.authentication_mode, instance_arn = excluded.instance_arn, \
-                 application_arn = excluded.application_arn, pat_status = excluded.pat_status, \
-                 pat_lifetime_days = excluded.pat_lifetime_days",
-            )
-            .map_err(backend)?
-            .execute(params![
-                org_id,
-                c.authentication_mode,
-                c.instance_arn,
-                c.application_arn,
-                c.pat_status.as_str(),
-                c.pat_lifetime_days
-            ])
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| put_idp(conn, &org_id, &c)).await
     }
 
     async fn get_identity_provider_configuration(
@@ -766,27 +798,8 @@ impl Store for SqliteStore {
         t: PersonalAccessToken,
         secret_digest: [u8; 32],
     ) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            conn.prepare_cached(&format!(
-                "INSERT INTO personal_access_tokens ({PAT_COLUMNS}, secret_hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ))
-            .map_err(backend)?
-            .execute(params![
-                t.id,
-                t.org_id,
-                t.user_id,
-                t.name,
-                serde_json::to_string(&t.scopes).map_err(backend)?,
-                t.created_ms,
-                t.last_used_ms,
-                t.expires_ms,
-                secret_digest.as_slice(),
-            ])
-            .map_err(map_write_error)?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| insert_pat(conn, &t, &secret_digest))
+            .await
     }
 
     async fn list_personal_access_tokens(
@@ -936,6 +949,93 @@ impl Store for SqliteStore {
                 .execute(params![digest.as_slice()])
                 .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn list_partitions(&self) -> Result<Vec<Partition>, StoreError> {
+        self.run(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT account, region FROM organizations ORDER BY account, region",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Partition {
+                        account: r.get(0)?,
+                        region: r.get(1)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            // One transaction with cached statements: the bulk path of `seed --generate`.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            for org in &batch.organizations {
+                insert_org(&tx, org)?;
+            }
+            for user in &batch.users {
+                insert_user(&tx, user)?;
+            }
+            for (org_id, config) in &batch.configurations {
+                put_idp(&tx, org_id, config)?;
+            }
+            for (token, digest) in &batch.tokens {
+                insert_pat(&tx, token, digest)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn reset(&self, partition: Option<&Partition>) -> Result<(), StoreError> {
+        let partition = partition.cloned();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            match partition {
+                None => tx.execute_batch(
+                    "DELETE FROM sessions; DELETE FROM personal_access_tokens; \
+                     DELETE FROM identity_provider_configurations; DELETE FROM users; \
+                     DELETE FROM organizations; DELETE FROM client_tokens;",
+                ),
+                Some(p) => {
+                    let orgs = "(SELECT id FROM organizations WHERE account = ?1 AND region = ?2)";
+                    for table in [
+                        "sessions",
+                        "personal_access_tokens",
+                        "identity_provider_configurations",
+                        "users",
+                    ] {
+                        tx.execute(
+                            &format!("DELETE FROM {table} WHERE org_id IN {orgs}"),
+                            params![p.account, p.region],
+                        )
+                        .map_err(backend)?;
+                    }
+                    tx.execute(
+                        "DELETE FROM organizations WHERE account = ?1 AND region = ?2",
+                        params![p.account, p.region],
+                    )
+                    .map_err(backend)?;
+                    tx.execute(
+                        "DELETE FROM client_tokens WHERE account = ?1 AND region = ?2",
+                        params![p.account, p.region],
+                    )
+                    .map(|_| ())
+                }
+            }
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
         })
         .await
     }

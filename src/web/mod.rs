@@ -1,6 +1,11 @@
-//! The web application's JSON API (sign-in, a user's own tokens) and the mail-server verification endpoint.
-//! These are not AWS APIs: they answer plain JSON with HTTP status codes, errors as `{"__type", "Message"}`.
-//! [`WebError::into_response`] is the one place where their errors become responses.
+//! The web application: its page at `/webapp/` ([`page`], [`views`]), its JSON API (sign-in, a user's own tokens)
+//! and the mail-server verification endpoint. These are not AWS APIs: the JSON API answers plain JSON with HTTP
+//! status codes, errors as `{"__type", "Message"}`; [`WebError::into_response`] is the one place where its errors
+//! become responses.
+//!
+//! Authentication: API clients send `Authorization: Bearer <SessionToken>`; the page's browser sends the
+//! `HttpOnly` session cookie ([`session`]). A cookie is sent by the browser on its own, so every state-changing
+//! request authenticated by cookie must also carry the session's CSRF token (form field or `X-CSRF-Token`).
 
 use std::sync::Arc;
 
@@ -17,10 +22,25 @@ use crate::protocol::read_body;
 use crate::server::Shared;
 use crate::tokens::{self, SelfServiceError};
 
+mod page;
+pub mod session;
+pub mod views;
+
 /// The routes of the web application and of mail-server verification.
 pub fn routes() -> axum::Router<Arc<Shared>> {
-    use axum::routing::{delete, post};
+    use axum::routing::{delete, get, post};
     axum::Router::new()
+        // Only GET: `POST /` is the AWS API (registered by the server; axum merges the two methods).
+        .route("/", get(page::root))
+        .route("/webapp", get(page::root))
+        .route("/webapp/", get(page::index))
+        .route("/webapp/sign-in", post(page::sign_in))
+        .route("/webapp/sign-out", post(page::sign_out))
+        .route("/webapp/tokens", post(page::create))
+        .route("/webapp/tokens/{id}/revoke", post(page::revoke))
+        .route("/webapp/static/app.css", get(page::asset_css))
+        .route("/webapp/static/app.js", get(page::asset_js))
+        .route("/webapp/static/favicon.svg", get(page::asset_icon))
         .route(
             "/webapp/api/sessions",
             post(create_session).delete(delete_session),
@@ -87,7 +107,7 @@ impl From<SelfServiceError> for WebError {
             SelfServiceError::NotFound(m) => {
                 WebError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", m)
             }
-            SelfServiceError::Internal(e) => WebError::internal(e),
+            SelfServiceError::Internal(e) => WebError::from(e),
         }
     }
 }
@@ -95,7 +115,18 @@ impl From<SelfServiceError> for WebError {
 impl From<crate::store::StoreError> for WebError {
     #[track_caller]
     fn from(e: crate::store::StoreError) -> Self {
-        WebError::internal(e)
+        match e {
+            // The database is unreachable right now: a retryable 503 rather than an internal error.
+            crate::store::StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                WebError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry.",
+                )
+            }
+            other => WebError::internal(other),
+        }
     }
 }
 
@@ -158,12 +189,51 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     (!token.is_empty() && token.len() <= 256).then_some(token)
 }
 
+/// Whether a request changes state, and so needs the CSRF token when it is authenticated by cookie.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Read,
+    Change,
+}
+
+/// The session token of a request: the bearer token, else the page's cookie. A cookie-authenticated change without
+/// the session's `X-CSRF-Token` is refused (403) before anything happens.
+fn session_token(
+    shared: &Shared,
+    headers: &HeaderMap,
+    intent: Intent,
+) -> Result<Option<String>, WebError> {
+    if let Some(token) = bearer(headers) {
+        return Ok(Some(token.to_string()));
+    }
+    let Some(token) = session::cookie_session(headers) else {
+        return Ok(None);
+    };
+    if intent == Intent::Change {
+        let presented = headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if !session::csrf_ok(&shared.app.pepper, &token, presented) {
+            return Err(WebError::new(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                "Missing or invalid X-CSRF-Token for a cookie session",
+            ));
+        }
+    }
+    Ok(Some(token))
+}
+
 /// The signed-in user of a request, or 401.
-async fn signed_in(shared: &Shared, headers: &HeaderMap) -> Result<(Organization, User), WebError> {
-    let Some(token) = bearer(headers) else {
+async fn signed_in(
+    shared: &Shared,
+    headers: &HeaderMap,
+    intent: Intent,
+) -> Result<(Organization, User), WebError> {
+    let Some(token) = session_token(shared, headers, intent)? else {
         return Err(WebError::unauthorized("Sign in first"));
     };
-    tokens::session_user(&shared.app, token)
+    tokens::session_user(&shared.app, &token)
         .await?
         .ok_or_else(|| WebError::unauthorized("The session is invalid or has expired"))
 }
@@ -222,12 +292,23 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
 
 /// `DELETE /webapp/api/sessions`: signs out.
 pub async fn delete_session(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    if let Some(token) = bearer(&headers)
-        && let Err(e) = tokens::sign_out(&shared.app, token).await
+    let token = match session_token(&shared, &headers, Intent::Change) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(token) = token
+        && let Err(e) = tokens::sign_out(&shared.app, &token).await
     {
         return WebError::from(e).into_response();
     }
-    StatusCode::NO_CONTENT.into_response()
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if bearer(&headers).is_none() && session::cookie_session(&headers).is_some() {
+        let https = session::is_https(&headers, shared.app.settings.secure_cookies);
+        for c in session::clear_cookies(https) {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    response
 }
 
 #[derive(Deserialize)]
@@ -267,7 +348,7 @@ pub async fn create_token(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, request.headers()).await?;
+    let (org, user) = signed_in(&shared, request.headers(), Intent::Change).await?;
     let input: CreateTokenInput = json_body(&shared, request).await?;
     let name = input
         .name
@@ -293,7 +374,7 @@ pub async fn list_tokens(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, &headers).await?;
+    let (org, user) = signed_in(&shared, &headers, Intent::Read).await?;
     tokens::ensure_self_service(&shared.app, &org, &user).await?;
     let rows = shared
         .app
@@ -314,7 +395,7 @@ pub async fn delete_token(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, &headers).await?;
+    let (org, user) = signed_in(&shared, &headers, Intent::Change).await?;
     tokens::ensure_self_service(&shared.app, &org, &user).await?;
     let not_found = || {
         WebError::new(

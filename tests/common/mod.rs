@@ -3,7 +3,12 @@
 //! Spawns the real `workmail-pat` binary on a random loopback port with a throw-away SQLite file, builds
 //! SDK clients against it, drives the self-service web API with reqwest and offers a raw SigV4-signed
 //! requester for requests the SDK refuses to send.
+//!
+//! With `WORKMAIL_PAT_TEST_BACKEND=postgres` every server started by [`Server::start_with`] runs on its own
+//! throw-away PostgreSQL database (with key files in its directory) instead, so the same suites test both stores.
 #![allow(dead_code)]
+
+pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -46,6 +51,15 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub db_url: String,
     log_path: std::path::PathBuf,
+    /// Arguments every process on this database needs (the key files, for PostgreSQL).
+    pub shared_args: Vec<String>,
+    /// The throw-away PostgreSQL database, dropped after the last server on it.
+    pub pg: Option<std::sync::Arc<postgres::TestDb>>,
+}
+
+/// Whether the harness runs servers on PostgreSQL (`WORKMAIL_PAT_TEST_BACKEND=postgres`).
+pub fn postgres_backend() -> bool {
+    std::env::var("WORKMAIL_PAT_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 impl Server {
@@ -56,8 +70,33 @@ impl Server {
 
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        if postgres_backend() {
+            let db = std::sync::Arc::new(postgres::TestDb::create("sdk"));
+            let shared = key_file_args(dir.path());
+            return Server::start_shared(dir, db, shared, extra);
+        }
         let db_url = format!("sqlite:{}", dir.path().join("wm.db").display());
         Server::start_on(dir, db_url, extra)
+    }
+
+    /// A server on an existing PostgreSQL test database with the given shared arguments (key files).
+    pub fn start_shared(
+        dir: tempfile::TempDir,
+        db: std::sync::Arc<postgres::TestDb>,
+        shared: Vec<String>,
+        extra: &[&str],
+    ) -> Server {
+        let mut args: Vec<&str> = shared
+            .chunks(2)
+            .filter(|pair| !extra.contains(&pair[0].as_str()))
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        args.extend_from_slice(extra);
+        let mut server = Server::start_on(dir, db.url.clone(), &args);
+        server.shared_args = shared;
+        server.pg = Some(db);
+        server
     }
 
     /// Start a server on `db_url` (which may live in another server's directory: replicas share the
@@ -141,11 +180,21 @@ impl Server {
             dir,
             db_url,
             log_path,
+            shared_args: Vec::new(),
+            pg: None,
         }
     }
 
     /// Another server process on the same database.
     pub fn replica(&self, extra: &[&str]) -> Server {
+        if let Some(db) = &self.pg {
+            return Server::start_shared(
+                tempfile::tempdir().expect("tempdir"),
+                db.clone(),
+                self.shared_args.clone(),
+                extra,
+            );
+        }
         Server::start_on(
             tempfile::tempdir().expect("tempdir"),
             self.db_url.clone(),
@@ -246,6 +295,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `--token-key-file` and `--pepper-file` in `dir` (created by the first server that starts with them): what
+/// replicas on one PostgreSQL database share.
+pub fn key_file_args(dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "--token-key-file".into(),
+        dir.join("token-key").display().to_string(),
+        "--pepper-file".into(),
+        dir.join("pepper").display().to_string(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,332 @@
+//! `workmail-pat migrate --from sqlite:FILE --to postgres://...`: moves a whole embedded store into PostgreSQL.
+//!
+//! Rows are copied as they are stored (ids, times, the keyed hashes of PAT secrets and session tokens, password
+//! hashes, remembered ClientTokens), so a server started on PostgreSQL with the same `--token-key-file` and
+//! `--pepper-file` lists the same things, continues the same NextTokens and accepts the same secrets and
+//! passwords. The SQLite side is read inside one read transaction (a consistent snapshot; it is never written),
+//! the PostgreSQL side is filled with binary COPY inside one transaction: either everything arrives or nothing.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rusqlite::types::Value;
+use tokio_postgres::NoTls;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// The SQLite store to read: `sqlite:PATH` (stop the server that uses it first; the file is not modified).
+    #[arg(long, value_name = "sqlite:FILE")]
+    pub from: String,
+    /// The PostgreSQL database to fill: `postgres://USER@HOST[:PORT]/DB`. The schema is created if missing; the
+    /// database must not hold any workmail-pat data yet.
+    #[arg(long, value_name = "postgres://...")]
+    pub to: String,
+    /// No progress bar (a summary line is still printed).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// How a column is stored: SQLite's dynamic value is checked and converted to the PostgreSQL type.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Text,
+    OptText,
+    Int,
+    OptInt,
+    /// SQLite INTEGER 0/1 → BOOLEAN.
+    Bool,
+    Bytes,
+}
+
+impl Kind {
+    fn pg_type(self) -> Type {
+        match self {
+            Kind::Text | Kind::OptText => Type::TEXT,
+            Kind::Int | Kind::OptInt => Type::INT8,
+            Kind::Bool => Type::BOOL,
+            Kind::Bytes => Type::BYTEA,
+        }
+    }
+}
+
+use Kind::*;
+
+/// Every table of SQLite schema version 1, parents before children (foreign keys hold at every step).
+const TABLES: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "organizations",
+        &[
+            ("id", Text),
+            ("account", Text),
+            ("region", Text),
+            ("alias", Text),
+            ("alias_key", Text),
+            ("state", Text),
+            ("directory_id", Text),
+            ("directory_type", Text),
+            ("default_mail_domain", Text),
+            ("domains", Text),
+            ("kms_key_arn", OptText),
+            ("interoperability_enabled", Bool),
+            ("created_ms", Int),
+            ("completed_ms", OptInt),
+        ],
+    ),
+    (
+        "users",
+        &[
+            ("id", Text),
+            ("org_id", Text),
+            ("name", Text),
+            ("name_key", Text),
+            ("email", OptText),
+            ("email_key", OptText),
+            ("state", Text),
+            ("role", Text),
+            ("display_name", Text),
+            ("first_name", OptText),
+            ("last_name", OptText),
+            ("initials", OptText),
+            ("telephone", OptText),
+            ("street", OptText),
+            ("job_title", OptText),
+            ("city", OptText),
+            ("company", OptText),
+            ("zip_code", OptText),
+            ("department", OptText),
+            ("country", OptText),
+            ("office", OptText),
+            ("hidden_from_gal", Bool),
+            ("identity_provider_user_id", OptText),
+            ("enabled_ms", OptInt),
+            ("disabled_ms", OptInt),
+            ("mailbox_provisioned_ms", OptInt),
+            ("mailbox_deprovisioned_ms", OptInt),
+            ("created_ms", Int),
+            ("password_hash", OptText),
+        ],
+    ),
+    (
+        "identity_provider_configurations",
+        &[
+            ("org_id", Text),
+            ("authentication_mode", Text),
+            ("instance_arn", Text),
+            ("application_arn", Text),
+            ("pat_status", Text),
+            ("pat_lifetime_days", Int),
+        ],
+    ),
+    (
+        "personal_access_tokens",
+        &[
+            ("id", Text),
+            ("org_id", Text),
+            ("user_id", Text),
+            ("name", Text),
+            ("scopes", Text),
+            ("created_ms", Int),
+            ("last_used_ms", OptInt),
+            ("expires_ms", Int),
+            ("secret_hash", Bytes),
+        ],
+    ),
+    (
+        "client_tokens",
+        &[
+            ("account", Text),
+            ("region", Text),
+            ("operation", Text),
+            ("token", Text),
+            ("request_hash", Bytes),
+            ("result", Text),
+            ("created_ms", Int),
+        ],
+    ),
+    (
+        "sessions",
+        &[
+            ("token_hash", Bytes),
+            ("org_id", Text),
+            ("user_id", Text),
+            ("expires_ms", Int),
+        ],
+    ),
+];
+
+/// The SQLite schema version this command reads; a newer one needs a newer copy list above.
+const SQLITE_SCHEMA_VERSION: i64 = 1;
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+fn convert(table: &str, col: &str, kind: Kind, v: Value) -> Result<Param, String> {
+    let bad = |v: &Value| format!("{table}.{col}: unexpected stored value {v:?} for {kind:?}");
+    Ok(match (kind, v) {
+        (Text | OptText, Value::Text(s)) => Box::new(s),
+        (OptText, Value::Null) => Box::new(None::<String>),
+        (Int | OptInt, Value::Integer(i)) => Box::new(i),
+        (OptInt, Value::Null) => Box::new(None::<i64>),
+        (Bool, Value::Integer(i)) => Box::new(i != 0),
+        (Bytes, Value::Blob(b)) => Box::new(b),
+        (_, v) => return Err(bad(&v)),
+    })
+}
+
+fn sqlite_path(url: &str) -> Result<PathBuf, String> {
+    let rest = url
+        .strip_prefix("sqlite:")
+        .ok_or_else(|| format!("--from must be sqlite:FILE, got {url:?}"))?;
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        return Err("--from needs the path of an existing SQLite file".into());
+    }
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err(format!(
+            "{} does not exist or is not a file",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+pub async fn run(args: MigrateArgs) -> Result<(), String> {
+    let path = sqlite_path(&args.from)?;
+    if !crate::store::is_postgres_url(&args.to) {
+        return Err(format!(
+            "--to must be a postgres:// or postgresql:// URL, got {:?}",
+            args.to
+        ));
+    }
+    let mut source = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    source
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    // One read transaction: every table is read from the same snapshot.
+    let snapshot = source.transaction().map_err(|e| e.to_string())?;
+    let version: i64 = snapshot
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("{} is not a workmail-pat database: {e}", path.display()))?;
+    if version != SQLITE_SCHEMA_VERSION {
+        return Err(format!(
+            "{} has schema version {version}; this program migrates version {SQLITE_SCHEMA_VERSION} \
+             (start and stop a server of this version on it first)",
+            path.display()
+        ));
+    }
+    let mut counts = Vec::new();
+    for (table, _) in TABLES {
+        let n: i64 = snapshot
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        counts.push(n);
+    }
+    let total: i64 = counts.iter().sum();
+
+    let config = tokio_postgres::Config::from_str(&args.to)
+        .map_err(|e| format!("invalid PostgreSQL URL: {e}"))?;
+    crate::store::postgres::migrate(&config)
+        .await
+        .map_err(|e| format!("cannot prepare the PostgreSQL schema: {e}"))?;
+    let (mut client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let pg = |e: tokio_postgres::Error| format!("PostgreSQL: {e}");
+    let tx = client.transaction().await.map_err(pg)?;
+    for (table, _) in TABLES {
+        let any: bool = tx
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        if any {
+            return Err(format!(
+                "the PostgreSQL database already holds data (table {table} is not empty); migrate into an \
+                 empty database"
+            ));
+        }
+    }
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:32} [{bar:40}] {pos}/{len} rows ({per_sec}, eta {eta})")
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+    );
+    for (table, columns) in TABLES {
+        bar.set_message(table.to_string());
+        let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+        let types: Vec<Type> = columns.iter().map(|c| c.1.pg_type()).collect();
+        let sink = tx
+            .copy_in(&format!(
+                "COPY {table} ({}) FROM STDIN BINARY",
+                names.join(", ")
+            ))
+            .await
+            .map_err(pg)?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        tokio::pin!(writer);
+        let mut stmt = snapshot
+            .prepare(&format!("SELECT {} FROM {table}", names.join(", ")))
+            .map_err(|e| e.to_string())?;
+        let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
+        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+            let mut values: Vec<Param> = Vec::with_capacity(columns.len());
+            for (i, (col, kind)) in columns.iter().enumerate() {
+                let v: Value = row.get(i).map_err(|e| e.to_string())?;
+                values.push(convert(table, col, *kind, v)?);
+            }
+            let refs: Vec<&(dyn ToSql + Sync)> = values
+                .iter()
+                .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            writer.as_mut().write(&refs).await.map_err(pg)?;
+            bar.inc(1);
+        }
+        writer.finish().await.map_err(pg)?;
+    }
+    // Check before committing that every row arrived.
+    for ((table, _), want) in TABLES.iter().zip(&counts) {
+        let got: i64 = tx
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .await
+            .map_err(pg)?
+            .get(0);
+        if got != *want {
+            return Err(format!(
+                "{table}: copied {got} rows but the source has {want}; nothing was committed"
+            ));
+        }
+    }
+    tx.commit().await.map_err(pg)?;
+    bar.finish_and_clear();
+    drop(client);
+    let _ = driver.await;
+    let summary: Vec<String> = TABLES
+        .iter()
+        .zip(&counts)
+        .map(|((t, _), n)| format!("{n} {t}"))
+        .collect();
+    println!("migrated {}", summary.join(", "));
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! `workmail-pat report`: an audit list of an organization's tokens that expire soon or have not been used for a
+//! long time, read straight from the store (no server needed, no secrets involved).
+//!
+//! Selection: with neither `--expiring-within` nor `--unused-for` every token is listed (an inventory). Otherwise
+//! a token is listed when it matches any given criterion:
+//! - `--expiring-within D`: it expires within D days from now, or has already expired (expired tokens keep working
+//!   for nobody but still exist until deleted, which is exactly what an audit wants to see);
+//! - `--unused-for D`: it was last used more than D days ago, or was never used and is older than D days (a token
+//!   created an hour ago is not "unused for 90 days").
+//!
+//! Each row carries its reasons (`EXPIRED`, `EXPIRING`, `UNUSED`) so one report can serve both questions.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use clap::{Args, ValueEnum};
+
+use crate::clock::{Clock, Millis};
+use crate::domain::{Cursor, PersonalAccessToken};
+use crate::store::Store;
+use crate::web::views::iso;
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Database URL; the database must already exist.
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE")]
+    pub database: String,
+    #[arg(long)]
+    pub organization_id: String,
+    /// List tokens that expire within this many days (already expired ones included).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub expiring_within: Option<u32>,
+    /// List tokens not used for this many days (never-used tokens count from their creation).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub unused_for: Option<u32>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+}
+
+const DAY_MS: Millis = 86_400_000;
+/// Rows fetched per store call while walking the organization's tokens.
+const PAGE: usize = 500;
+
+/// One reported token.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Row {
+    pub personal_access_token_id: String,
+    pub user_id: String,
+    /// The owner's username (`None` if the user no longer resolves).
+    pub username: Option<String>,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub date_created: String,
+    pub date_last_used: Option<String>,
+    pub expires_time: String,
+    /// Whole days until expiry, rounded down; negative once expired.
+    pub expires_in_days: i64,
+    pub reasons: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Criteria {
+    pub expiring_within_days: Option<u32>,
+    pub unused_for_days: Option<u32>,
+}
+
+/// The reasons a token is reported, or `None` when the criteria leave it out.
+pub fn reasons(t: &PersonalAccessToken, c: Criteria, now: Millis) -> Option<Vec<&'static str>> {
+    let mut out = Vec::new();
+    let expired = t.expires_ms <= now;
+    if expired {
+        out.push("EXPIRED");
+    }
+    let expiring = c
+        .expiring_within_days
+        .is_some_and(|d| !expired && t.expires_ms <= now + i64::from(d) * DAY_MS);
+    if expiring {
+        out.push("EXPIRING");
+    }
+    let unused = c.unused_for_days.is_some_and(|d| {
+        let limit = now - i64::from(d) * DAY_MS;
+        t.last_used_ms.unwrap_or(t.created_ms) < limit
+    });
+    if unused {
+        out.push("UNUSED");
+    }
+    let selected = match (c.expiring_within_days, c.unused_for_days) {
+        (None, None) => true,
+        (e, _) => (e.is_some() && (expired || expiring)) || unused,
+    };
+    selected.then_some(out)
+}
+
+/// Builds the report rows for an organization.
+pub async fn build(
+    store: &dyn Store,
+    org_id: &str,
+    criteria: Criteria,
+    now: Millis,
+) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = store
+            .list_personal_access_tokens(org_id, None, after.clone(), PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor {
+            created_ms: last.created_ms,
+            id: last.id.clone(),
+        });
+        let full = page.len() == PAGE;
+        for t in page {
+            let Some(why) = reasons(&t, criteria, now) else {
+                continue;
+            };
+            if !names.contains_key(&t.user_id) {
+                let user = store
+                    .find_user(org_id, &t.user_id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                names.insert(t.user_id.clone(), user.map(|u| u.name));
+            }
+            rows.push(Row {
+                username: names.get(&t.user_id).cloned().flatten(),
+                personal_access_token_id: t.id,
+                user_id: t.user_id,
+                name: t.name,
+                scopes: t.scopes,
+                date_created: iso(t.created_ms),
+                date_last_used: t.last_used_ms.map(iso),
+                expires_time: iso(t.expires_ms),
+                expires_in_days: (t.expires_ms - now).div_euclid(DAY_MS),
+                reasons: why,
+            });
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+const HEADERS: [&str; 10] = [
+    "TOKEN ID",
+    "USER ID",
+    "USERNAME",
+    "NAME",
+    "SCOPES",
+    "CREATED",
+    "LAST USED",
+    "EXPIRES",
+    "EXPIRES IN DAYS",
+    "REASONS",
+];
+
+fn fields(r: &Row) -> [String; 10] {
+    [
+        r.personal_access_token_id.clone(),
+        r.user_id.clone(),
+        r.username.clone().unwrap_or_default(),
+        r.name.clone(),
+        r.scopes.join(" "),
+        r.date_created.clone(),
+        r.date_last_used.clone().unwrap_or_else(|| "never".into()),
+        r.expires_time.clone(),
+        r.expires_in_days.to_string(),
+        r.reasons.join(" "),
+    ]
+}
+
+/// Aligned columns for a terminal.
+pub fn table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 10]> = rows.iter().map(fields).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: &[String]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+            if i + 1 == cols.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(w - c.chars().count() + 2));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&HEADERS.map(String::from));
+    for row in &cells {
+        out.push_str(&line(row));
+    }
+    out.push_str(&format!("{} token(s)\n", rows.len()));
+    out
+}
+
+/// RFC 4180 CSV. Text cells that a spreadsheet would run as a formula (token names are user-chosen) get a leading
+/// `'`; plain integers (the day counts) stay numbers.
+pub fn csv(rows: &[Row]) -> String {
+    fn cell(text: &str) -> String {
+        let formula =
+            text.starts_with(['=', '+', '-', '@', '\t', '\r']) && text.parse::<i64>().is_err();
+        let text = if formula {
+            format!("'{text}")
+        } else {
+            text.to_string()
+        };
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = HEADERS
+        .iter()
+        .map(|h| h.to_ascii_lowercase().replace(' ', "_"))
+        .collect();
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for r in rows {
+        let line: Vec<String> = fields(r).iter().map(|c| cell(c)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonReport<'a> {
+    organization_id: &'a str,
+    generated_time: String,
+    expiring_within_days: Option<u32>,
+    unused_for_days: Option<u32>,
+    personal_access_tokens: &'a [Row],
+}
+
+pub async fn run(args: ReportArgs) -> Result<(), String> {
+    // An audit must never create an empty database by mistake (opening a SQLite path creates the file).
+    if let Some(path) = crate::store::key_file_base(&args.database)
+        && !path.exists()
+    {
+        return Err(format!("database file {} does not exist", path.display()));
+    }
+    let store = crate::store::open(&args.database)?;
+    let result = report(&*store, &args).await;
+    let closed = store.close().await.map_err(|e| e.to_string());
+    let text = result?;
+    closed?;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the report: {e}"))
+}
+
+async fn report(store: &dyn Store, args: &ReportArgs) -> Result<String, String> {
+    store
+        .find_organization(&args.organization_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("organization {} does not exist", args.organization_id))?;
+    let criteria = Criteria {
+        expiring_within_days: args.expiring_within,
+        unused_for_days: args.unused_for,
+    };
+    let now = Clock::real_now_ms();
+    let rows = build(store, &args.organization_id, criteria, now).await?;
+    Ok(match args.format {
+        ReportFormat::Table => table(&rows),
+        ReportFormat::Csv => csv(&rows),
+        ReportFormat::Json => {
+            let report = JsonReport {
+                organization_id: &args.organization_id,
+                generated_time: iso(now),
+                expiring_within_days: args.expiring_within,
+                unused_for_days: args.unused_for,
+                personal_access_tokens: &rows,
+            };
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(created: Millis, last_used: Option<Millis>, expires: Millis) -> PersonalAccessToken {
+        PersonalAccessToken {
+            id: "id".into(),
+            org_id: "m-1".into(),
+            user_id: "u".into(),
+            name: "n".into(),
+            scopes: vec!["IMAP".into()],
+            created_ms: created,
+            last_used_ms: last_used,
+            expires_ms: expires,
+        }
+    }
+
+    const NOW: Millis = 1_000 * DAY_MS;
+
+    #[test]
+    fn without_criteria_everything_is_listed() {
+        let c = Criteria {
+            expiring_within_days: None,
+            unused_for_days: None,
+        };
+        assert_eq!(
+            reasons(&token(NOW, None, NOW + 100 * DAY_MS), c, NOW),
+            Some(vec![])
+        );
+        assert_eq!(
+            reasons(&token(0, None, NOW - 1), c, NOW),
+            Some(vec!["EXPIRED"])
+        );
+    }
+
+    #[test]
+    fn expiring_within_selects_soon_and_expired_only() {
+        let c = Criteria {
+            expiring_within_days: Some(30),
+            unused_for_days: None,
+        };
+        assert_eq!(
+            reasons(&token(0, None, NOW + 30 * DAY_MS), c, NOW),
+            Some(vec!["EXPIRING"])
+        );
+        assert_eq!(
+            reasons(&token(0, None, NOW + 30 * DAY_MS + 1), c, NOW),
+            None
+        );
+        assert_eq!(reasons(&token(0, None, NOW), c, NOW), Some(vec!["EXPIRED"]));
+    }
+
+    #[test]
+    fn unused_for_counts_never_used_tokens_from_creation() {
+        let c = Criteria {
+            expiring_within_days: None,
+            unused_for_days: Some(90),
+        };
+        let far = NOW + 365 * DAY_MS;
+        assert_eq!(reasons(&token(NOW - DAY_MS, None, far), c, NOW), None);
+        assert_eq!(
+            reasons(&token(NOW - 91 * DAY_MS, None, far), c, NOW),
+            Some(vec!["UNUSED"])
+        );
+        assert_eq!(
+            reasons(&token(0, Some(NOW - 10 * DAY_MS), far), c, NOW),
+            None
+        );
+        assert_eq!(
+            reasons(&token(0, Some(NOW - 91 * DAY_MS), far), c, NOW),
+            Some(vec!["UNUSED"])
+        );
+        // An expired token that is not unused is not listed by --unused-for alone.
+        assert_eq!(
+            reasons(&token(0, Some(NOW - DAY_MS), NOW - 1), c, NOW),
+            None
+        );
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let row = Row {
+            personal_access_token_id: "t".into(),
+            user_id: "u".into(),
+            username: Some("alice".into()),
+            name: "=HYPERLINK(\"x\",1)".into(),
+            scopes: vec!["IMAP".into(), "SMTP".into()],
+            date_created: "c".into(),
+            date_last_used: None,
+            expires_time: "e".into(),
+            expires_in_days: -3,
+            reasons: vec!["EXPIRED"],
+        };
+        let text = csv(&[row]);
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.contains(r#""'=HYPERLINK(""x"",1)""#), "{line}");
+        assert!(line.contains(",never,"));
+        assert!(line.contains(",-3,"), "day counts stay numbers: {line}");
+        assert!(text.starts_with("token_id,user_id,username,name,"));
+    }
+}

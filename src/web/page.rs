@@ -1,0 +1,525 @@
+//! The web page at `/webapp/`: server-rendered HTML forms (they work without JavaScript; `app.js` only adds the
+//! Copy button and the revoke confirmation dialog), authenticated by an `HttpOnly` session cookie, every
+//! state-changing form carrying the session's CSRF token.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::Markup;
+
+use crate::domain::{Organization, PersonalAccessToken, User};
+use crate::ops::validate;
+use crate::protocol::read_body;
+use crate::server::Shared;
+use crate::tokens::{self, SelfServiceError};
+
+use super::session::{self, CSRF_FIELD};
+use super::views::{self, Dashboard, Viewer};
+
+/// Scopes always offered as checkboxes besides the configured defaults (the ones mail servers check today).
+const COMMON_SCOPES: &[&str] = &["IMAP", "SMTP", "POP3", "EWS"];
+
+/// The most tokens the page lists (same cap as the JSON API).
+const MAX_OWN_TOKENS: usize = 1000;
+
+const CSS: &str = include_str!("assets/app.css");
+const JS: &str = include_str!("assets/app.js");
+const ICON: &str = include_str!("assets/favicon.svg");
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    session::page_headers(response.headers_mut());
+    response
+}
+
+fn see_other(location: &'static str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_static(location));
+    session::page_headers(response.headers_mut());
+    response
+}
+
+fn internal(detail: impl std::fmt::Display) -> Response {
+    tracing::error!(%detail, "internal error in web page");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        views::message(
+            "Something went wrong",
+            "An internal error occurred. Please try again.",
+        ),
+    )
+}
+
+/// `GET /`: the people who open the server in a browser want the page (`POST /` stays the AWS API).
+pub async fn root() -> Response {
+    see_other("/webapp/")
+}
+
+pub async fn asset_css() -> Response {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+pub async fn asset_js() -> Response {
+    asset(JS, "text/javascript; charset=utf-8")
+}
+
+pub async fn asset_icon() -> Response {
+    asset(ICON, "image/svg+xml")
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Revalidate each time: the files are tiny and must change together with the binary.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A signed-in browser: the session token (needed for its CSRF token) and who it belongs to.
+struct Browser {
+    token: String,
+    org: Organization,
+    user: User,
+}
+
+impl Browser {
+    fn csrf(&self, shared: &Shared) -> String {
+        session::csrf_token(&shared.app.pepper, &self.token)
+    }
+
+    fn display(&self) -> &str {
+        self.user.email.as_deref().unwrap_or(&self.user.name)
+    }
+}
+
+async fn browser(shared: &Shared, headers: &HeaderMap) -> Result<Option<Browser>, Response> {
+    let Some(token) = session::cookie_session(headers) else {
+        return Ok(None);
+    };
+    match tokens::session_user(&shared.app, &token).await {
+        Ok(Some((org, user))) => Ok(Some(Browser { token, org, user })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    notice: Option<String>,
+}
+
+/// Fixed notices selected by the query string (never free text from the URL, which anyone could link to).
+fn notice_text(q: &PageQuery) -> Option<&'static str> {
+    match q.notice.as_deref()? {
+        "signed-out" => Some("You have signed out."),
+        "expired" => Some("Your session has ended. Sign in again."),
+        "revoked" => Some("The token was revoked. Apps using it can no longer sign in."),
+        _ => None,
+    }
+}
+
+/// `GET /webapp/`: the sign-in form, or the signed-in user's tokens.
+pub async fn index(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let notice = notice_text(&q);
+    match browser(&shared, &headers).await {
+        Err(r) => r,
+        Ok(None) => page(StatusCode::OK, views::sign_in(None, notice, "", "")),
+        Ok(Some(b)) => {
+            dashboard(
+                &shared,
+                &b,
+                StatusCode::OK,
+                DashExtras {
+                    notice,
+                    ..DashExtras::default()
+                },
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Default)]
+struct DashExtras<'a> {
+    created: Option<views::Created<'a>>,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+    name_value: &'a str,
+    checked: Option<&'a [String]>,
+}
+
+async fn dashboard(
+    shared: &Shared,
+    b: &Browser,
+    status: StatusCode,
+    x: DashExtras<'_>,
+) -> Response {
+    let availability = match tokens::ensure_self_service(&shared.app, &b.org, &b.user).await {
+        Ok(()) => Ok(()),
+        Err(SelfServiceError::Forbidden(m)) => Err(m),
+        Err(SelfServiceError::Internal(e)) => return internal(e),
+        Err(SelfServiceError::Invalid(m) | SelfServiceError::NotFound(m)) => return internal(m),
+    };
+    let tokens = if availability.is_ok() {
+        match shared
+            .app
+            .store
+            .list_personal_access_tokens(&b.org.id, Some(&b.user.id), None, MAX_OWN_TOKENS)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => return internal(e),
+        }
+    } else {
+        Vec::new()
+    };
+    let defaults = &shared.app.settings.default_scopes;
+    let mut offered: Vec<String> = defaults.clone();
+    for s in COMMON_SCOPES {
+        if !offered.iter().any(|o| o == s) {
+            offered.push((*s).to_string());
+        }
+    }
+    let csrf = b.csrf(shared);
+    let view = Dashboard {
+        viewer: Viewer {
+            display: b.display(),
+            csrf: &csrf,
+        },
+        availability: availability.as_ref().map(|_| ()).map_err(|m| m.as_str()),
+        tokens: &tokens,
+        now_ms: shared.app.clock.now_ms(),
+        offered_scopes: &offered,
+        checked_scopes: x.checked.unwrap_or(defaults),
+        created: x.created,
+        error: x.error,
+        notice: x.notice,
+        name_value: x.name_value,
+    };
+    page(status, views::dashboard(&view))
+}
+
+/// A parsed `application/x-www-form-urlencoded` body (repeated keys kept, for the scope checkboxes).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+fn bad_request(text: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        views::message("The request was not understood", text),
+    )
+}
+
+/// Reads a bounded form body. Refuses cross-site posts and other content types with a clear page.
+async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form), Response> {
+    let (parts, body) = request.into_parts();
+    if session::is_cross_site(&parts.headers) {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            views::message(
+                "Request refused",
+                "This form was sent from another site. Open the page and try again.",
+            ),
+        ));
+    }
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(bad_request(
+            "Expected a form (application/x-www-form-urlencoded).",
+        ));
+    }
+    let bytes = read_body(body, &parts.headers, shared.limits.max_body_bytes)
+        .await
+        .map_err(|e| {
+            page(
+                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                views::message("The request was not understood", &e.message),
+            )
+        })?;
+    let pairs = form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok((parts.headers, Form(pairs)))
+}
+
+/// The signed-in browser of a state-changing form, after checking its CSRF token. Without a live session the
+/// browser is sent to sign in; with a wrong or missing token the request is refused and nothing changes.
+async fn authorized_form(
+    shared: &Shared,
+    request: Request,
+) -> Result<(HeaderMap, Form, Browser), Response> {
+    let (headers, form) = read_form(shared, request).await?;
+    let Some(b) = browser(shared, &headers).await? else {
+        return Err(see_other("/webapp/?notice=expired"));
+    };
+    if !session::csrf_ok(&shared.app.pepper, &b.token, form.get(CSRF_FIELD)) {
+        tracing::warn!(event = "csrf_refused", organization_id = %b.org.id, user_id = %b.user.id);
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            views::message(
+                "Request refused",
+                "The form's security token is missing or out of date, so nothing was changed. Reload the page and \
+                 try again.",
+            ),
+        ));
+    }
+    Ok((headers, form, b))
+}
+
+/// `POST /webapp/sign-in`
+pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (headers, form) = match read_form(&shared, request).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let org_id = form.get("organization_id").unwrap_or("").trim().to_string();
+    let username = form.get("username").unwrap_or("").trim().to_string();
+    let password = zeroize::Zeroizing::new(form.get("password").unwrap_or("").to_string());
+    // The same refusal for every cause (like the JSON API), so the form reveals nothing about which part was wrong.
+    let refuse = |org_id: &str, username: &str| {
+        page(
+            StatusCode::UNAUTHORIZED,
+            views::sign_in(
+                Some("Invalid organization, username or password."),
+                None,
+                // Oversized values are not echoed back.
+                if org_id.len() <= 64 { org_id } else { "" },
+                if username.len() <= 256 { username } else { "" },
+            ),
+        )
+    };
+    if org_id.is_empty()
+        || username.is_empty()
+        || password.is_empty()
+        || org_id.len() > 64
+        || username.len() > 256
+        || password.len() > 1024
+    {
+        return refuse(&org_id, &username);
+    }
+    match tokens::sign_in(&shared.app, &org_id, &username, &password).await {
+        Ok(Some(s)) => {
+            tracing::info!(event = "sign_in", via = "page", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
+            let https = session::is_https(&headers, shared.app.settings.secure_cookies);
+            let max_age = (s.expires_ms - shared.app.clock.now_ms()) / 1000;
+            let mut response = see_other("/webapp/");
+            match session::set_cookie(&s.session_token, max_age, https) {
+                Some(c) => {
+                    response.headers_mut().append(header::SET_COOKIE, c);
+                    response
+                }
+                None => internal("session token is not a valid cookie value"),
+            }
+        }
+        Ok(None) => {
+            tracing::info!(event = "sign_in", via = "page", organization_id = %org_id, outcome = "failure");
+            refuse(&org_id, &username)
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /webapp/sign-out`: ends the session server-side and deletes the cookie.
+pub async fn sign_out(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (headers, _form, b) = match authorized_form(&shared, request).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(e) = tokens::sign_out(&shared.app, &b.token).await {
+        return internal(e);
+    }
+    let mut response = see_other("/webapp/?notice=signed-out");
+    for c in session::clear_cookies(session::is_https(
+        &headers,
+        shared.app.settings.secure_cookies,
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// `POST /webapp/tokens`: creates a token and shows its secret in this one response (never in a URL or a
+/// redirect target, never stored in the browser).
+pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (_headers, form, b) = match authorized_form(&shared, request).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let name = form.get("name").unwrap_or("").trim().to_string();
+    let scopes = form.all("scope");
+    if name.is_empty() {
+        return create_refused(&shared, &b, "Enter a name for the token.", &name, &scopes).await;
+    }
+    if scopes.is_empty() {
+        return create_refused(&shared, &b, "Choose at least one scope.", &name, &scopes).await;
+    }
+    match tokens::create_token(&shared.app, &b.org, &b.user, &name, Some(scopes.clone())).await {
+        Ok(created) => {
+            dashboard(
+                &shared,
+                &b,
+                StatusCode::OK,
+                DashExtras {
+                    created: Some(views::Created {
+                        name: &created.token.name,
+                        secret: created.secret.expose(),
+                    }),
+                    ..DashExtras::default()
+                },
+            )
+            .await
+        }
+        Err(SelfServiceError::Invalid(m)) => {
+            let message = format!("The token was not created: {m}");
+            create_refused(&shared, &b, &message, &name, &scopes).await
+        }
+        Err(SelfServiceError::Forbidden(_)) => {
+            // The availability box explains why.
+            dashboard(&shared, &b, StatusCode::FORBIDDEN, DashExtras::default()).await
+        }
+        Err(SelfServiceError::NotFound(m)) => internal(m),
+        Err(SelfServiceError::Internal(e)) => internal(e),
+    }
+}
+
+/// The page again after a refused create, with the user's input kept and the reason shown.
+async fn create_refused(
+    shared: &Shared,
+    b: &Browser,
+    message: &str,
+    name: &str,
+    scopes: &[String],
+) -> Response {
+    dashboard(
+        shared,
+        b,
+        StatusCode::BAD_REQUEST,
+        DashExtras {
+            error: Some(message),
+            name_value: if name.len() <= 64 { name } else { "" },
+            checked: Some(scopes),
+            ..DashExtras::default()
+        },
+    )
+    .await
+}
+
+/// `POST /webapp/tokens/{id}/revoke`: without `confirmed=yes` (no JavaScript, so no dialog) it asks first.
+pub async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Response {
+    let (_headers, form, b) = match authorized_form(&shared, request).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match tokens::ensure_self_service(&shared.app, &b.org, &b.user).await {
+        Ok(()) => {}
+        Err(SelfServiceError::Forbidden(_)) => {
+            return dashboard(&shared, &b, StatusCode::FORBIDDEN, DashExtras::default()).await;
+        }
+        Err(SelfServiceError::Internal(e)) => return internal(e),
+        Err(SelfServiceError::Invalid(m) | SelfServiceError::NotFound(m)) => return internal(m),
+    }
+    let token = own_token(&shared, &b, &id).await;
+    let token = match token {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return dashboard(
+                &shared,
+                &b,
+                StatusCode::NOT_FOUND,
+                DashExtras {
+                    error: Some("That token does not exist (it may already have been revoked)."),
+                    ..DashExtras::default()
+                },
+            )
+            .await;
+        }
+        Err(r) => return r,
+    };
+    if form.get("confirmed") != Some("yes") {
+        let csrf = b.csrf(&shared);
+        let viewer = Viewer {
+            display: b.display(),
+            csrf: &csrf,
+        };
+        return page(StatusCode::OK, views::confirm_revoke(&viewer, &token));
+    }
+    match shared
+        .app
+        .store
+        .delete_personal_access_token(&b.org.id, &token.id)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(event = "token_deleted", via = "page", organization_id = %b.org.id, user_id = %b.user.id, token_id = %token.id);
+            see_other("/webapp/?notice=revoked")
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// The user's own token with this id; another user's token is treated exactly like an unknown one.
+async fn own_token(
+    shared: &Shared,
+    b: &Browser,
+    id: &str,
+) -> Result<Option<PersonalAccessToken>, Response> {
+    if validate::personal_access_token_id(&Some(id.to_string())).is_err() {
+        return Ok(None);
+    }
+    match shared
+        .app
+        .store
+        .get_personal_access_token(&b.org.id, id)
+        .await
+    {
+        Ok(Some(t)) if t.user_id == b.user.id => Ok(Some(t)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(internal(e)),
+    }
+}
