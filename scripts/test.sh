@@ -37,6 +37,34 @@ WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_p
 echo "==> pytest (boto3 and AWS CLI against the real server)"
 WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
+rm -rf target/pytest-wheel target/pytest-venv
+(cd python && ../.venv/bin/maturin build --release --quiet --out ../target/pytest-wheel)
+python3 -m venv target/pytest-venv
+target/pytest-venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    target/pytest-wheel/pytest_workmail_pat-*.whl -r examples/pytest-token-audit/requirements.txt
+target/pytest-venv/bin/python python/check_wheel.py target/pytest-wheel/pytest_workmail_pat-*.whl
+(cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q)
+(cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q -n 2)
+
+echo "==> Hardening smoke runs: fuzz every cargo-fuzz target (10 s in total) and a 15 s soak (issue 5)"
+./scripts/fuzz.sh 10
+./scripts/soak.sh 15
+
+echo "==> Dovecot: real IMAP logins with personal access tokens (contrib/dovecot)"
+# Debian's Dovecot 2.3 and its Lua passdb plugin, installed only when missing (CI runs as root on a fresh machine).
+missing=()
+for pkg in dovecot-imapd dovecot-submissiond dovecot-auth-lua; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" WORKMAIL_PAT_REQUIRE_DOVECOT=1 \
+    .venv/bin/python -m pytest tests/dovecot -q -p no:cacheprovider
+
 echo "==> AWS SDK for JavaScript v3 (node:test)"
 npm ci --prefix tests/js --no-audit --no-fund
 WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/js/

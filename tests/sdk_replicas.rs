@@ -395,3 +395,123 @@ async fn a_dead_database_answers_service_unavailable_quickly() {
         started.elapsed()
     );
 }
+
+/// Inserts `n` tokens for `org`/`user` straight in SQL (the API would take far longer for a million).
+async fn seed_tokens(db_url: &str, org: &str, user: &str, n: i64) {
+    let (client, conn) = tokio_postgres::connect(db_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let driver = tokio::spawn(conn);
+    client
+        .execute(
+            "INSERT INTO personal_access_tokens \
+             (id, org_id, user_id, name, scopes, created_ms, last_used_ms, expires_ms, secret_hash) \
+             SELECT gen_random_uuid()::text, $1, $2, 'seed-' || i, '[\"IMAP\"]', 1700000000000 + i / 3, NULL, \
+                    4000000000000, sha256(($1 || i::text)::bytea) \
+             FROM generate_series(1, $3::bigint) AS i",
+            &[&org, &user, &n],
+        )
+        .await
+        .expect("seed");
+    client
+        .batch_execute("ANALYZE personal_access_tokens")
+        .await
+        .expect("analyze");
+    drop(client);
+    let _ = driver.await;
+}
+
+/// ListPersonalAccessTokens requests per second from `concurrency` clients spread over `servers` for `secs`.
+async fn list_throughput(servers: &[&Server], org: &str, concurrency: usize, secs: u64) -> f64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for k in 0..concurrency {
+        let client = servers[k % servers.len()].client();
+        let org = org.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while std::time::Instant::now() < deadline {
+                ok(client
+                    .list_personal_access_tokens()
+                    .organization_id(&org)
+                    .max_results(50)
+                    .send()
+                    .await);
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / secs as f64
+}
+
+/// Mean latency of a page (100 tokens), first page and 20 pages deep.
+async fn page_cost(server: &Server, org: &str) -> (f64, f64) {
+    let client = server.client();
+    let mut next = None;
+    for _ in 0..20 {
+        let out = ok(client
+            .list_personal_access_tokens()
+            .organization_id(org)
+            .max_results(100)
+            .set_next_token(next)
+            .send()
+            .await);
+        next = out.next_token().map(str::to_string);
+    }
+    let mut means = Vec::new();
+    for token in [None, next] {
+        let runs = 200;
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
+            ok(client
+                .list_personal_access_tokens()
+                .organization_id(org)
+                .max_results(100)
+                .set_next_token(token.clone())
+                .send()
+                .await);
+        }
+        means.push(started.elapsed().as_secs_f64() * 1000.0 / runs as f64);
+    }
+    (means[0], means[1])
+}
+
+/// Measurements for the issue (not a pass/fail test): `cargo test --test sdk_replicas -- --ignored --nocapture
+/// measure`. Env `BENCH_BIG_TOKENS` (default 1,000,000) sizes the large store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn measure_list_throughput_and_page_cost() {
+    let servers = cluster();
+    let db_url = servers[0].db_url.clone();
+    let client = servers[0].client();
+    let small = setup_org(&client, "small", Some(30)).await;
+    let big = setup_org(&client, "big", Some(30)).await;
+    let big_n: i64 = std::env::var("BENCH_BIG_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let t = std::time::Instant::now();
+    seed_tokens(&db_url, &small.id, &small.user.id, 10_000).await;
+    seed_tokens(&db_url, &big.id, &big.user.id, big_n).await;
+    println!("seeded 10000 + {big_n} tokens in {:?}", t.elapsed());
+
+    let one = list_throughput(&[&servers[0]], &small.id, 24, 10).await;
+    let all: Vec<&Server> = servers.iter().collect();
+    let three = list_throughput(&all, &small.id, 24, 10).await;
+    println!(
+        "ListPersonalAccessTokens (MaxResults 50, 24 concurrent clients, 10 s each): 1 replica {one:.0} req/s, \
+         3 replicas {three:.0} req/s, ratio {:.2}",
+        three / one
+    );
+    let (s_first, s_deep) = page_cost(&servers[0], &small.id).await;
+    let (b_first, b_deep) = page_cost(&servers[0], &big.id).await;
+    println!(
+        "page of 100, mean of 200 sequential calls: 10k-token org first {s_first:.2} ms, 21st {s_deep:.2} ms; \
+         {big_n}-token org first {b_first:.2} ms, 21st {b_deep:.2} ms"
+    );
+}

@@ -134,6 +134,13 @@ function auth_password_verify(req, pass)
   return result, fields
 end
 
+-- Dovecot 2.4 asks for the cache key here (2.3 takes cache_key= from the passdb args instead). The service is part
+-- of it so that, if an administrator turns the auth cache on, a token verified for IMAP is never accepted from the
+-- cache for SMTP. With the recommended auth_cache_size = 0 nothing is cached at all.
+function auth_passdb_get_cache_key()
+  return "%{protocol}:%{user}"
+end
+
 -- Only plaintext logins (PLAIN/LOGIN) can be checked against the server; a lookup for CRAM-MD5 and the like has no
 -- password to return, so it is an internal failure, never a success.
 function auth_passdb_lookup(req)

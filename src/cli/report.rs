@@ -33,6 +33,7 @@ pub struct ReportArgs {
     /// Database URL; the database must already exist.
     #[arg(long, env = "WORKMAIL_PAT_DATABASE")]
     pub database: String,
+    /// The organization to report on (`m-…`).
     #[arg(long)]
     pub organization_id: String,
     /// List tokens that expire within this many days (already expired ones included).

@@ -1,4 +1,4 @@
-//! Storage behind one trait, written in domain terms so that backends (SQLite now, PostgreSQL next) can be swapped
+//! Storage behind one trait, written in domain terms so that backends (SQLite, PostgreSQL) can be swapped
 //! without touching the operations. Each method is atomic on its own.
 
 use async_trait::async_trait;

@@ -273,8 +273,9 @@ pub fn confirm_revoke(viewer: &Viewer<'_>, token: &PersonalAccessToken) -> Marku
                 input type="hidden" name=(CSRF_FIELD) value=(viewer.csrf);
                 input type="hidden" name="confirmed" value="yes";
                 div.buttons {
-                    button.danger type="submit" autofocus { "Revoke" }
-                    a.button.secondary href="/webapp/" { "Cancel" }
+                    button.danger type="submit" { "Revoke" }
+                    // Focus starts on the harmless choice, so a stray Enter does not revoke.
+                    a.button.secondary href="/webapp/" autofocus { "Cancel" }
                 }
             }
         }

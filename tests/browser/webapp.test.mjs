@@ -254,8 +254,12 @@ test("sign in, create, verify, last used, revoke, sign out", async () => {
   assert.ok(ok.body.PersonalAccessTokenId);
   assert.equal((await verify(org, "alice", secret.slice(0, -1) + (secret.endsWith("A") ? "B" : "A"))).status, 401);
 
-  // After a reload: the secret is gone for good and "last used" shows a date.
-  await page.goto(`${base}/webapp/`);
+  // After a reload (a GET: the page replaced its POST history entry, so nothing is re-sent and no second token is
+  // created): the secret is gone for good and "last used" shows a date.
+  assert.equal(new URL(page.url()).pathname, "/webapp/");
+  const reloaded = await page.reload();
+  assert.equal(reloaded.request().method(), "GET");
+  assert.equal(await page.locator("tbody tr").count(), 1);
   assert.equal(await page.locator("#new-token-secret").count(), 0);
   assert.ok(!(await page.content()).includes(secret));
   const lastUsed = row.locator("td.last-used");
@@ -348,4 +352,40 @@ test("over HTTPS the cookie is Secure with the __Host- prefix; cross-site forms 
     method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body: "%%%&=&password=%FF",
   });
   assert.equal(garbage.status, 401);
+});
+
+test("without JavaScript the forms still work and revoking asks on its own page", async () => {
+  const org = await setupOrg("nojs", "dave", "ACTIVE");
+  const context = await browser.newContext({ viewport: VIEWPORTS.desktop, javaScriptEnabled: false });
+  const page = await context.newPage();
+  await signIn(page, org, "dave", PASSWORD);
+  for (const name of ["first", "second"]) {
+    await page.getByLabel("Name", { exact: true }).fill(name);
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByLabel("New token secret").waitFor();
+    // No script, no Copy button (it would do nothing); the secret field is still selectable by hand.
+    assert.equal(await page.getByRole("button", { name: "Copy" }).isVisible(), false);
+    await page.goto(`${base}/webapp/`);
+  }
+
+  await page.getByRole("button", { name: "Revoke first" }).click();
+  await page.getByRole("heading", { name: "Revoke “first”?" }).waitFor();
+  await shot(page, "11-revoke-confirm-no-js");
+  await page.getByRole("button", { name: "Revoke" }).click();
+  await page.getByText("The token was revoked.").waitFor();
+  assert.equal(await page.locator("tr", { hasText: "first" }).count(), 0);
+  assert.equal(await page.locator("tr", { hasText: "second" }).count(), 1);
+
+  // The JSON API with the cookie: refused without X-CSRF-Token, accepted with the page's token.
+  const id = await page.locator("tr", { hasText: "second" }).getAttribute("data-token-id");
+  const csrf = await page.locator("form.create input[name=csrf]").inputValue();
+  const url = `${base}/webapp/api/personal-access-tokens/${id}`;
+  assert.equal((await page.request.delete(url)).status(), 403);
+  assert.equal((await page.request.delete(url, { headers: { "X-CSRF-Token": "f".repeat(64) } })).status(), 403);
+  await page.reload();
+  assert.equal(await page.locator("tr", { hasText: "second" }).count(), 1, "a refused request changes nothing");
+  assert.equal((await page.request.delete(url, { headers: { "X-CSRF-Token": csrf } })).status(), 204);
+  await page.reload();
+  await page.getByText("You have no personal access tokens.").waitFor();
+  await context.close();
 });

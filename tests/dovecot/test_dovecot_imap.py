@@ -2,9 +2,9 @@
 
 Starts `workmail-pat serve` on port 0 and Debian's Dovecot (2.3) on loopback high ports with the shipped
 contrib/dovecot snippet and Lua passdb, in a temporary directory with its own base_dir (no system service), then logs
-in with Python's imaplib. Needs `dovecot` with the Lua auth plugin (scripts/test.sh installs dovecot-imapd and
-dovecot-auth-lua when missing); without them the module is skipped unless WORKMAIL_PAT_REQUIRE_DOVECOT=1, which
-scripts/test.sh sets so CI can never silently skip it.
+in with Python's imaplib (and smtplib on the submission port). Needs Dovecot with IMAP, submission and the Lua auth
+plugin (scripts/test.sh installs dovecot-imapd, dovecot-submissiond and dovecot-auth-lua when missing); without them
+the module is skipped unless WORKMAIL_PAT_REQUIRE_DOVECOT=1, which scripts/test.sh sets so CI never silently skips.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from __future__ import annotations
 import imaplib
 import importlib.util
 import os
+import grp
 import pwd
 import secrets
-import grp
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -41,10 +41,13 @@ _spec.loader.exec_module(h)
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
 LUA_PLUGIN = Path("/usr/lib/dovecot/modules/auth/libauthdb_lua.so")
+SUBMISSION = Path("/usr/lib/dovecot/submission")
 
-if not (os.path.exists(DOVECOT) and LUA_PLUGIN.exists()):
+if not (os.path.exists(DOVECOT) and LUA_PLUGIN.exists() and SUBMISSION.exists()):
     if os.environ.get("WORKMAIL_PAT_REQUIRE_DOVECOT") == "1":
-        raise RuntimeError("dovecot or its Lua auth plugin is missing (apt-get install dovecot-imapd dovecot-auth-lua)")
+        raise RuntimeError(
+            "Dovecot is incomplete: apt-get install dovecot-imapd dovecot-submissiond dovecot-auth-lua"
+        )
     pytest.skip("dovecot with the Lua auth plugin is not installed", allow_module_level=True)
 
 # imaplib has no ID command (RFC 2971); register it so _simple_command accepts it before LOGIN.
@@ -66,6 +69,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class StubRelay:
+    """The smallest SMTP server Dovecot's submission service accepts as its relay: greets, says 250 to everything,
+    221 to QUIT."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket):
+        with conn, conn.makefile("rb") as lines:
+            try:
+                conn.sendall(b"220 relay ESMTP\r\n")
+                for line in lines:
+                    if line.upper().startswith(b"QUIT"):
+                        conn.sendall(b"221 bye\r\n")
+                        return
+                    conn.sendall(b"250 ok\r\n")
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
 class Dovecot:
     """One private Dovecot instance: own base_dir, config and log in a temp dir, IMAP on a loopback high port."""
 
@@ -74,6 +113,8 @@ class Dovecot:
         self.dir = Path(tempfile.mkdtemp(prefix="wm-dovecot-"))
         self.dir.chmod(0o755)
         self.port = free_port()
+        self.smtp_port = free_port()
+        self.relay = StubRelay()
         self.log = self.dir / "dovecot.log"
         self.proc: subprocess.Popen | None = None
         lua = self.dir / "workmail-pat-passdb.lua"
@@ -111,8 +152,12 @@ instance_name = wm-test-{self.port}
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.log}
-protocols = imap
+protocols = imap submission
 listen = 127.0.0.1
+# Submission connects to its relay once a client has logged in; nothing is sent, so a stub answers.
+hostname = localhost
+submission_relay_host = 127.0.0.1
+submission_relay_port = {self.relay.port}
 ssl = no
 # Loopback without TLS; a real server keeps the default (no plaintext auth without TLS).
 disable_plaintext_auth = no
@@ -139,6 +184,13 @@ service imap-login {{
     port = 0
   }}
 }}
+service submission-login {{
+  chroot = {chroot}
+  inet_listener submission {{
+    address = 127.0.0.1
+    port = {self.smtp_port}
+  }}
+}}
 !include {self.dir}/90-workmail-pat.conf
 {extra_conf}
 """
@@ -154,15 +206,18 @@ service imap-login {{
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                pytest.fail(f"dovecot exited with {self.proc.returncode}:\n{self.diagnostics()}")
+                diagnostics = self.diagnostics()
+                self.stop()
+                pytest.fail(f"dovecot exited with {self.proc.returncode}:\n{diagnostics}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     if s.recv(100).startswith(b"* OK"):
                         return self
             except OSError:
                 time.sleep(0.1)
+        diagnostics = self.diagnostics()
         self.stop()
-        pytest.fail(f"dovecot did not answer on port {self.port} within {timeout}s:\n{self.diagnostics()}")
+        pytest.fail(f"dovecot did not answer on port {self.port} within {timeout}s:\n{diagnostics}")
 
     def diagnostics(self) -> str:
         out = []
@@ -180,6 +235,7 @@ service imap-login {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self.relay.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def login(self, user: str, password: str, client_ip: str | None = None) -> bytes | None:
@@ -199,6 +255,19 @@ service imap-login {{
             typ, _ = imap.select("INBOX")
             assert typ == "OK", f"logged in as {user} but SELECT INBOX failed:\n{self.diagnostics()}"
             return None
+
+    def smtp_login(self, user: str, password: str) -> tuple[int, bytes]:
+        """AUTH PLAIN on the submission port (like a mail client sending mail); the server's (code, text)."""
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as smtp:
+            # XCLIENT from a login_trusted_networks peer: a fresh client address per login (see login()).
+            code, _ = smtp.docmd("XCLIENT", f"ADDR=198.51.100.{secrets.randbelow(254) + 1}")
+            assert code == 220, code
+            smtp.ehlo("client.test")
+            try:
+                code, text = smtp.login(user, password)
+            except smtplib.SMTPResponseException as e:
+                code, text = e.smtp_code, e.smtp_error
+            return code, text
 
     def assert_login_ok(self, user: str, password: str, client_ip: str | None = None):
         err = self.login(user, password, client_ip)
@@ -308,6 +377,20 @@ def test_token_without_imap_scope_fails(org, dovecot):
     smtp_only = alice.create_pat(scopes=["SMTP"])["Token"]
     dovecot.assert_login_refused("alice", smtp_only)
     imap_only = alice.create_pat(scopes=["IMAP"])["Token"]
+    dovecot.assert_login_ok("alice", imap_only)
+
+
+def test_submission_asks_for_the_smtp_scope(org, dovecot):
+    """One passdb, a scope per service: submission (SMTP AUTH) needs SMTP, IMAP needs IMAP."""
+    alice = org.users["alice"]
+    smtp_only = alice.create_pat(scopes=["SMTP"])["Token"]
+    imap_only = alice.create_pat(scopes=["IMAP"])["Token"]
+    both = alice.create_pat()["Token"]  # default scopes IMAP and SMTP
+    assert dovecot.smtp_login("alice", smtp_only)[0] == 235
+    assert dovecot.smtp_login("alice", both)[0] == 235
+    code, text = dovecot.smtp_login("alice", imap_only)
+    assert code == 535, (code, text)
+    dovecot.assert_login_refused("alice", smtp_only)
     dovecot.assert_login_ok("alice", imap_only)
 
 
@@ -435,3 +518,30 @@ def test_hung_service_times_out_as_a_temporary_failure(org):
     finally:
         d.stop()
         silent.close()
+
+
+def test_missing_organization_id_stops_the_auth_process():
+    """A passdb without its organization must not half-work: the auth process refuses to start, logins are refused
+    and the log says why."""
+    d = Dovecot("http://127.0.0.1:9", "")
+    try:
+        d.proc = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(d.dir / "dovecot.conf")],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Dovecot starts its auth process on the first login, which is what must fail here.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                err = d.login("alice", "wmpat_" + "a" * 46)
+                assert err is not None, "logged in without an organization id"
+            except (OSError, imaplib.IMAP4.error):
+                pass  # not listening yet, or "* BYE Auth process broken"
+            if "WORKMAIL_PAT_ORGANIZATION_ID is not set" in (d.log.read_text() if d.log.exists() else ""):
+                break
+            assert time.monotonic() < deadline, d.diagnostics()
+            time.sleep(0.2)
+    finally:
+        d.stop()

@@ -273,9 +273,13 @@ def test_botocore_surfaces_framework_error_code(wm):
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_request_id_on_every_response(url, method):
-    """Issue 2 §2: an x-amzn-RequestId header on every response, errors included (here: wrong method on /)."""
+    """Issue 2 §2: an x-amzn-RequestId header on every response, errors included (here: wrong method on /; a GET
+    of / redirects browsers to the web page, issue 6)."""
     r = raw_request(url, method, "/", b"", {})
-    assert 400 <= r.status < 500, r
+    if method == "GET":
+        assert r.status == 303 and r.header("location") == "/webapp/", r
+    else:
+        assert 400 <= r.status < 500, r
     assert r.header("x-amzn-requestid"), r
 
 

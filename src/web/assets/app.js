@@ -3,6 +3,13 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", function () {
+  // The page that shows a new secret is the answer to a POST. Turning its history entry into a plain GET of the
+  // list means a reload or Back shows the list (secret gone, as promised) instead of re-sending the form, which
+  // would create a second token.
+  if (document.getElementById("new-token-secret") && window.history.replaceState) {
+    window.history.replaceState(null, "", "/webapp/");
+  }
+
   var copy = document.getElementById("copy-secret");
   if (copy) {
     var field = document.getElementById(copy.getAttribute("data-copy-target"));

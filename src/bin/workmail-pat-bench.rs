@@ -1,0 +1,750 @@
+//! `workmail-pat-bench`: builds a large store, serves it with SigV4 verification on, and measures the service
+//! against a "floor" server that answers the same bytes doing no work — all in one run, on loopback, with the load
+//! generator pinned to one core and the servers to the other.
+//!
+//! ```text
+//! cargo run --release --bin workmail-pat-bench                 # 1,000,000 tokens, 10 s per figure
+//! cargo run --release --bin workmail-pat-bench -- --short      # 100,000 tokens, 5 s per figure
+//! ```
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ACCOUNT: &str = "111111111111";
+const ACCESS_KEY: &str = "BENCHAKID000000000001";
+const SECRET_KEY: &str = "bench-secret-key-not-for-production";
+const REGION: &str = "us-east-1";
+const PIN_ENV: &str = "WORKMAIL_PAT_BENCH_PINNED";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "workmail-pat-bench",
+    about = "Measure workmail-pat against a do-nothing floor server"
+)]
+struct Args {
+    /// Tokens in the generated store.
+    #[arg(long, default_value_t = 1_000_000)]
+    tokens: u64,
+    /// Seconds of load per figure.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Quick check: 100,000 tokens and 5 s per figure (overrides --tokens and --seconds).
+    #[arg(long)]
+    short: bool,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Upper bound on requests per figure (the run is bounded in time and in count).
+    #[arg(long, default_value_t = 2_000_000)]
+    max_requests: u64,
+    /// Where the store and logs go (default: a new temporary folder, removed afterwards).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// The `workmail-pat` binary (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Do not pin processes to cores with taskset.
+    #[arg(long)]
+    no_pin: bool,
+    /// Internal: run a floor server answering with the bytes in this file.
+    #[arg(long, hide = true)]
+    floor: Option<PathBuf>,
+}
+
+fn main() {
+    let mut args = Args::parse();
+    if let Some(body) = &args.floor {
+        return run_floor(body);
+    }
+    if args.short {
+        args.tokens = 100_000;
+        args.seconds = 5.0;
+    }
+    // Pin the load generator (this process) to core 1; servers go to core 0.
+    if !args.no_pin && std::env::var_os(PIN_ENV).is_none() && taskset_available() {
+        let exe = std::env::current_exe().expect("current executable");
+        let status = Command::new("taskset")
+            .arg("-c")
+            .arg("1")
+            .arg(exe)
+            .args(std::env::args_os().skip(1))
+            .env(PIN_ENV, "1")
+            .status()
+            .expect("re-exec under taskset");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(args)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn taskset_available() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn pinned(args: &Args, core: &str, program: &Path) -> Command {
+    if !args.no_pin && taskset_available() {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(core).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One request, ready to send as raw bytes.
+#[derive(Clone)]
+struct Req(Arc<Vec<u8>>);
+
+fn aws_request(host: &str, op: &str, body: &serde_json::Value) -> Req {
+    let body = serde_json::to_vec(body).expect("json");
+    let target = format!("WorkMailService.{op}");
+    let (date, auth) = workmail_pat::auth::sigv4::sign_json_post(
+        host,
+        &target,
+        &body,
+        ACCESS_KEY,
+        SECRET_KEY,
+        REGION,
+        "workmail",
+        SystemTime::now(),
+    );
+    let mut out = format!(
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\n\
+         X-Amz-Date: {date}\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Req(Arc::new(out))
+}
+
+fn json_request(host: &str, path: &str, body: &serde_json::Value) -> Req {
+    let body = serde_json::to_vec(body).expect("json");
+    let mut out = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Req(Arc::new(out))
+}
+
+/// A keep-alive HTTP/1.1 connection that sends raw requests and reads whole responses.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Result<Self, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(Self {
+            stream,
+            buf: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    /// Sends one request and returns (status, body).
+    async fn call(&mut self, req: &Req) -> Result<(u16, Vec<u8>), String> {
+        self.stream
+            .write_all(&req.0)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).map_err(|e| e.to_string())?;
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("bad status line")?;
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let total = end + 4 + len;
+                while self.buf.len() < total {
+                    let n = self
+                        .stream
+                        .read(&mut chunk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("connection closed".into());
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok((status, self.buf[end + 4..total].to_vec()));
+            }
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Results of one load run.
+struct Load {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+}
+
+impl Load {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+/// Drives `requests` round-robin over `connections` keep-alive connections for `seconds` (or `max` requests).
+async fn load(
+    addr: &str,
+    requests: &[Req],
+    connections: usize,
+    seconds: f64,
+    max: u64,
+) -> Result<Load, String> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let per_conn = max / connections as u64 + 1;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = addr.to_string();
+        let reqs: Vec<Req> = requests.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&addr).await?;
+            let mut lat = Vec::with_capacity(1 << 16);
+            let mut errors = 0u64;
+            let mut i = c;
+            let mut n = 0u64;
+            while Instant::now() < deadline && n < per_conn {
+                let req = &reqs[i % reqs.len()];
+                i += 1;
+                let t = Instant::now();
+                let (status, _) = conn.call(req).await?;
+                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                if !(200..300).contains(&status) {
+                    errors += 1;
+                }
+                n += 1;
+            }
+            Ok::<_, String>((lat, errors))
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await.map_err(|e| e.to_string())??;
+        all.extend(lat);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    Ok(Load {
+        requests: all.len() as u64,
+        errors,
+        seconds,
+        latencies_us: all,
+    })
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let temp;
+    let workdir = match &args.workdir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            d.clone()
+        }
+        None => {
+            temp = tempdir()?;
+            temp.clone()
+        }
+    };
+    let server_bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("workmail-pat"),
+    };
+    let db = workdir.join("bench.db");
+    let db_url = format!("sqlite:{}", db.display());
+    let secrets_file = workdir.join("secrets.csv");
+    println!(
+        "workmail-pat benchmark: {} tokens, {:.0} s per figure, {} connections",
+        args.tokens, args.seconds, args.connections
+    );
+    println!(
+        "pinning: {}",
+        if !args.no_pin && taskset_available() {
+            "load generator on core 1, service and floor servers on core 0 (taskset)"
+        } else {
+            "none"
+        }
+    );
+
+    // 1. The store, through the bulk path.
+    let started = Instant::now();
+    let out = Command::new(&server_bin)
+        .args([
+            "seed",
+            "--database",
+            &db_url,
+            "--generate",
+            &args.tokens.to_string(),
+        ])
+        .args([
+            "--account",
+            ACCOUNT,
+            "--quiet",
+            "--secrets-sample",
+            "1000",
+            "--secrets-out",
+        ])
+        .arg(&secrets_file)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", server_bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let seed_seconds = started.elapsed().as_secs_f64();
+    println!(
+        "store built in {seed_seconds:.1} s ({:.0} tokens/s)",
+        args.tokens as f64 / seed_seconds
+    );
+
+    // 2. The service, with SigV4 verification on; time from start to the first answered request.
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(workdir.join("server.log")).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let child = pinned(&args, "0", &server_bin)
+        .args([
+            "serve",
+            "--listen",
+            &addr,
+            "--database",
+            &db_url,
+            "--auth",
+            "sigv4",
+        ])
+        .arg("--access-key")
+        .arg(format!("{ACCESS_KEY}:{SECRET_KEY}:{ACCOUNT}"))
+        .args(extra_server_args(&server_bin))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let server_pid = child.id();
+    let _server = Guard(child);
+    let health = format!("GET /_workmail-pat/health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let health = Req(Arc::new(health.into_bytes()));
+    let first_answer_ms = loop {
+        if let Ok(mut c) = Conn::open(&addr).await
+            && let Ok((200, _)) = c.call(&health).await
+        {
+            break started.elapsed().as_secs_f64() * 1000.0;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the server did not answer within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    println!("start to first answered request: {first_answer_ms:.1} ms");
+
+    // 3. The requests of each figure.
+    let mut probe = Conn::open(&addr).await?;
+    let (status, body) = probe
+        .call(&aws_request(
+            &addr,
+            "ListOrganizations",
+            &serde_json::json!({}),
+        ))
+        .await?;
+    if status != 200 {
+        return Err(format!(
+            "ListOrganizations answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    let orgs: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| e.to_string())?["OrganizationSummaries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["OrganizationId"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let samples: Vec<(String, String, String)> = std::fs::read_to_string(&secrets_file)
+        .map_err(|e| e.to_string())?
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.splitn(3, ',');
+            Some((
+                p.next()?.to_string(),
+                p.next()?.to_string(),
+                p.next()?.to_string(),
+            ))
+        })
+        .collect();
+    let list = |size: u32, user: Option<&(String, String, String)>, org: &str| {
+        let mut body = serde_json::json!({"OrganizationId": org, "MaxResults": size});
+        if let Some(u) = user {
+            body = serde_json::json!({"OrganizationId": u.0, "UserId": u.1, "MaxResults": size});
+        }
+        aws_request(&addr, "ListPersonalAccessTokens", &body)
+    };
+    let org_100: Vec<Req> = orgs.iter().map(|o| list(100, None, o)).collect();
+    let org_10: Vec<Req> = orgs.iter().map(|o| list(10, None, o)).collect();
+    let user_100: Vec<Req> = samples
+        .iter()
+        .take(200)
+        .map(|u| list(100, Some(u), ""))
+        .collect();
+    let user_10: Vec<Req> = samples
+        .iter()
+        .take(200)
+        .map(|u| list(10, Some(u), ""))
+        .collect();
+
+    // Deep pages: walk one organization 10 at a time to depth >= 1,000 pages (or half the org in short runs).
+    let per_org = args.tokens / orgs.len().max(1) as u64;
+    let depth = (per_org / 10 / 2).clamp(1, 1000);
+    let mut deep_tokens = VecDeque::new();
+    let mut token: Option<String> = None;
+    let mut ids = Vec::new();
+    for page in 0..depth + 50 {
+        let mut body = serde_json::json!({"OrganizationId": orgs[0], "MaxResults": 10});
+        if let Some(t) = &token {
+            body["NextToken"] = t.clone().into();
+        }
+        let (status, resp) = probe
+            .call(&aws_request(&addr, "ListPersonalAccessTokens", &body))
+            .await?;
+        if status != 200 {
+            return Err(format!("walk answered {status}"));
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&resp).map_err(|e| e.to_string())?;
+        if page == 0 {
+            ids = doc["PersonalAccessTokenSummaries"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t["PersonalAccessTokenId"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
+        let Some(next) = doc["NextToken"].as_str() else {
+            break;
+        };
+        if page + 1 >= depth {
+            deep_tokens.push_back(next.to_string());
+        }
+        token = Some(next.to_string());
+    }
+    let deep_10: Vec<Req> = deep_tokens
+        .iter()
+        .map(|t| {
+            aws_request(
+                &addr,
+                "ListPersonalAccessTokens",
+                &serde_json::json!({"OrganizationId": orgs[0], "MaxResults": 10, "NextToken": t}),
+            )
+        })
+        .collect();
+    let get_meta: Vec<Req> = ids
+        .iter()
+        .map(|id| {
+            aws_request(
+                &addr,
+                "GetPersonalAccessTokenMetadata",
+                &serde_json::json!({"OrganizationId": orgs[0], "PersonalAccessTokenId": id}),
+            )
+        })
+        .collect();
+    let verify: Vec<Req> = samples
+        .iter()
+        .map(|(org, user, secret)| {
+            json_request(
+                &addr,
+                "/auth/v1/verify",
+                &serde_json::json!({"OrganizationId": org, "Username": user, "Token": secret}),
+            )
+        })
+        .collect();
+
+    let figures: Vec<(String, Vec<Req>)> = vec![
+        (
+            "ListPersonalAccessTokens org, 100/page, first page".into(),
+            org_100,
+        ),
+        (
+            "ListPersonalAccessTokens org, 10/page, first page".into(),
+            org_10,
+        ),
+        (
+            format!("ListPersonalAccessTokens org, 10/page, depth >= {depth}"),
+            deep_10,
+        ),
+        ("ListPersonalAccessTokens user, 100/page".into(), user_100),
+        ("ListPersonalAccessTokens user, 10/page".into(), user_10),
+        ("GetPersonalAccessTokenMetadata".into(), get_meta),
+        ("/auth/v1/verify".into(), verify),
+    ];
+
+    // 4. Measure each figure on the service, then on a floor server answering the same bytes.
+    println!();
+    println!(
+        "{:<52} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
+        "figure", "req/s", "p50 ms", "p99 ms", "floor r/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let mut rows = Vec::new();
+    for (name, reqs) in &figures {
+        if reqs.is_empty() {
+            println!("{name:<52} (no requests could be prepared)");
+            continue;
+        }
+        let (status, sample_body) = probe.call(&reqs[0]).await?;
+        if status != 200 {
+            return Err(format!(
+                "{name}: the service answered {status}: {}",
+                String::from_utf8_lossy(&sample_body)
+            ));
+        }
+        let service = load(
+            &addr,
+            reqs,
+            args.connections,
+            args.seconds,
+            args.max_requests,
+        )
+        .await?;
+        let floor = measure_floor(&args, &workdir, reqs, &sample_body).await?;
+        println!(
+            "{:<52} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}{}",
+            name,
+            service.rps(),
+            service.percentile_ms(0.5),
+            service.percentile_ms(0.99),
+            floor.rps(),
+            floor.percentile_ms(0.5),
+            floor.percentile_ms(0.99),
+            service.rps() / floor.rps(),
+            if service.errors > 0 {
+                format!("  ({} non-2xx!)", service.errors)
+            } else {
+                String::new()
+            }
+        );
+        std::io::stdout().flush().ok();
+        rows.push((name.clone(), service, floor));
+    }
+
+    // 5. Memory and disk.
+    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+    let disk: u64 = ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    println!();
+    if let Some(kib) = peak_rss_kib {
+        println!("server peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    println!(
+        "database on disk: {:.1} MiB",
+        disk as f64 / (1024.0 * 1024.0)
+    );
+    if let (Some(first), Some(deep)) = (rows.get(1), rows.get(2)) {
+        println!(
+            "deep-page p50 / first-page p50 (10/page): {:.2}",
+            deep.1.percentile_ms(0.5) / first.1.percentile_ms(0.5)
+        );
+    }
+    if args.workdir.is_none() {
+        let _ = std::fs::remove_dir_all(&workdir);
+    }
+    Ok(())
+}
+
+/// Extra `serve` flags when the server supports them (`--no-throttle` arrives with the hardening work).
+fn extra_server_args(server_bin: &Path) -> Vec<String> {
+    let help = Command::new(server_bin).args(["serve", "--help"]).output();
+    match help {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("--no-throttle") => {
+            vec!["--no-throttle".into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+async fn measure_floor(
+    args: &Args,
+    workdir: &Path,
+    reqs: &[Req],
+    body: &[u8],
+) -> Result<Load, String> {
+    let file = workdir.join("floor-body");
+    std::fs::write(&file, body).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = pinned(args, "0", &exe)
+        .arg("--floor")
+        .arg(&file)
+        .env(PIN_ENV, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("floor stdout")?;
+    let _guard = Guard(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .ok_or("floor did not start")?
+        .to_string();
+    load(
+        &addr,
+        reqs,
+        args.connections,
+        args.seconds,
+        args.max_requests,
+    )
+    .await
+}
+
+/// The floor: a minimal hyper server that reads each request and answers the same bytes, doing no work.
+fn run_floor(body_file: &Path) {
+    let body = bytes::Bytes::from(std::fs::read(body_file).expect("floor body"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!(
+            "listening on http://{}",
+            listener.local_addr().expect("addr")
+        );
+        std::io::stdout().flush().ok();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let body = body.clone();
+                        async move {
+                            // Read the request body like the service must (it is signed), then answer.
+                            let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+                            let mut resp = hyper::Response::new(http_body_util::Full::new(body));
+                            let h = resp.headers_mut();
+                            h.insert(
+                                "content-type",
+                                hyper::header::HeaderValue::from_static(
+                                    "application/x-amz-json-1.1",
+                                ),
+                            );
+                            h.insert(
+                                "x-amzn-requestid",
+                                hyper::header::HeaderValue::from_static(
+                                    "00000000-0000-4000-8000-000000000000",
+                                ),
+                            );
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn tempdir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("workmail-pat-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
