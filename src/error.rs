@@ -33,6 +33,7 @@ pub enum ErrorCode {
     UnrecognizedClientException,
     ThrottlingException,
     RequestEntityTooLargeException,
+    RequestTimeoutException,
     InternalFailure,
     ServiceUnavailable,
 }
@@ -64,6 +65,7 @@ impl ErrorCode {
             UnrecognizedClientException => "UnrecognizedClientException",
             ThrottlingException => "ThrottlingException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
+            RequestTimeoutException => "RequestTimeoutException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailable",
         }
@@ -82,6 +84,7 @@ impl ErrorCode {
                 | UnrecognizedClientException
                 | ThrottlingException
                 | RequestEntityTooLargeException
+                | RequestTimeoutException
                 | InternalFailure
                 | ServiceUnavailable
         )
@@ -91,6 +94,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::RequestEntityTooLargeException => 413,
+            ErrorCode::RequestTimeoutException => 408,
             ErrorCode::InternalFailure => 500,
             ErrorCode::ServiceUnavailable => 503,
             _ => 400,

@@ -38,5 +38,6 @@ pub mod seed;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 pub mod web;

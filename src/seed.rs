@@ -422,9 +422,7 @@ pub async fn generate(
 ) -> Result<Vec<SampleSecret>, String> {
     let password_hash = {
         let p = spec.password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&p))
-            .await
-            .map_err(|e| e.to_string())??
+        crate::secrets::on_password_thread(move || hash_password(&p)).await??
     };
     let now: Millis = app.clock.now_ms();
     // Creation times spread over the last 300 days, in order, so pages walk through realistic history.

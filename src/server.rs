@@ -13,17 +13,35 @@ use tokio::net::TcpListener;
 use crate::protocol::{self, Authenticator};
 use crate::state::AppState;
 
-/// Explicit request limits.
+/// Explicit limits; every one is configurable on the command line (README lists the defaults).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest request body accepted (security.md §4: 64 KiB).
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Time a client has to send a request's headers (slow-loris protection).
+    pub header_read_timeout: std::time::Duration,
+    /// Time a request may take from its first byte to its answer, body included (a trickled body is cut off).
+    pub request_timeout: std::time::Duration,
+    /// Most connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            header_read_timeout: std::time::Duration::from_secs(30),
+            request_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_timeout: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -39,6 +57,10 @@ pub struct Shared {
     /// Whether the test-support API (reset, clock, seed) is served.
     pub test_api: bool,
 }
+
+/// The per-request time limit, put into each request by the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub std::time::Duration);
 
 /// The id of one request: in the `x-amzn-RequestId` header of its response and in every log line it causes.
 #[derive(Debug, Clone)]
@@ -70,8 +92,30 @@ async fn request_context(
     use tracing::Instrument;
     let id = uuid::Uuid::new_v4().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = next.run(request).instrument(span).await;
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let timeout = request
+        .extensions()
+        .get::<RequestTimeout>()
+        .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    let span = tracing::info_span!("request", request_id = %id, client_ip = %peer, method = %request.method(), path = %request.uri().path());
+    let mut response = match tokio::time::timeout(timeout, next.run(request).instrument(span)).await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(request_id = %id, client_ip = %peer, "request timed out");
+            crate::protocol::encode_error(
+                &crate::error::ServiceError::new(
+                    crate::error::ErrorCode::RequestTimeoutException,
+                    "The request was not completed in time",
+                ),
+                &id,
+            )
+        }
+    };
     if !response.headers().contains_key("x-amzn-requestid")
         && let Ok(v) = axum::http::HeaderValue::from_str(&id)
     {
@@ -88,17 +132,76 @@ async fn not_found() -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish and closes the store cleanly.
+/// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish (for at most
+/// `limits.shutdown_timeout`) and closes the store cleanly.
+///
+/// The connection loop is hyper's own rather than `axum::serve`, because the limits must be set on the HTTP/1
+/// connection itself: header size and count, the header-read timeout, and the number of connections.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
     let store = shared.app.store.clone();
+    let limits = shared.limits.clone();
     let app = router(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let timeout = RequestTimeout(limits.request_timeout);
+        let service =
+            app.clone()
+                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request.extensions_mut().insert(timeout);
+                    request
+                });
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(limits.shutdown_timeout) => {
+            tracing::warn!("in-flight requests did not finish within the shutdown deadline");
+        }
+    }
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     /// Where new ids come from (seedable for tests).
     pub ids: Ids,
+    /// Request-rate and failure limits.
+    pub throttle: crate::throttle::Throttle,
     pub settings: Settings,
 }
 
@@ -59,6 +61,7 @@ impl AppState {
             pepper,
             clock: Arc::new(Clock::new()),
             ids: Ids::new(),
+            throttle: crate::throttle::Throttle::new(crate::throttle::ThrottleSettings::default()),
             settings,
         }
     }

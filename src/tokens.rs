@@ -1,6 +1,8 @@
 //! What makes tokens real outside the admin API: users signing in to the web application, creating their own
 //! PATs, and mail servers verifying them. Shared by the web API and the CLI.
 
+use std::net::IpAddr;
+
 use crate::clock::Millis;
 use crate::domain::{Organization, PatStatus, PersonalAccessToken, Session, User, UserState};
 use crate::ops::validate;
@@ -135,8 +137,12 @@ pub async fn verify(
     username: &str,
     presented: &str,
     scope: Option<&str>,
+    ip: Option<IpAddr>,
 ) -> Result<Option<Verified>, StoreError> {
     let outcome = verify_inner(app, org_id, username, presented, scope).await;
+    if let Ok(None) = outcome {
+        app.throttle.record_login_failure(org_id, username, ip);
+    }
     let result = match &outcome {
         Ok(Some(_)) => "success",
         Ok(None) => "failure",
@@ -216,6 +222,26 @@ pub async fn sign_in(
     org_id: &str,
     username: &str,
     password: &str,
+    ip: Option<IpAddr>,
+) -> Result<Option<SignedIn>, StoreError> {
+    let outcome = sign_in_inner(app, org_id, username, password).await;
+    if let Ok(None) = outcome {
+        app.throttle.record_login_failure(org_id, username, ip);
+    }
+    outcome
+}
+
+/// Whether sign-in or verification attempts for this user, or from this IP, must slow down now (too many recent
+/// failures). Callers answer 429 without trying, the same for existing and unknown users.
+pub fn attempts_limited(app: &AppState, org_id: &str, username: &str, ip: Option<IpAddr>) -> bool {
+    app.throttle.login_limited(org_id, username, ip)
+}
+
+async fn sign_in_inner(
+    app: &AppState,
+    org_id: &str,
+    username: &str,
+    password: &str,
 ) -> Result<Option<SignedIn>, StoreError> {
     let org = app.store.find_organization(org_id).await?;
     let user = match &org {
@@ -228,9 +254,9 @@ pub async fn sign_in(
         .and_then(|u| u.password_hash.clone());
     let password = zeroize::Zeroizing::new(password.to_string());
     let ok =
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, stored.as_deref()))
+        secrets::on_password_thread(move || secrets::verify_password(&password, stored.as_deref()))
             .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+            .map_err(StoreError::Backend)?;
     let Some(user) = user.filter(|_| ok) else {
         return Ok(None);
     };

@@ -150,6 +150,45 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) in bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most headers in one request.
+    #[arg(long, default_value_t = 64)]
+    pub max_headers: usize,
+    /// Seconds a client has to send a request's headers (slow-loris protection).
+    #[arg(long, default_value_t = 30)]
+    pub header_read_timeout: u64,
+    /// Seconds a request may take, body included, before it is answered 408.
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Most connections served at once.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 15)]
+    pub shutdown_timeout: u64,
+    /// Turn every rate limit off (for benchmarks).
+    #[arg(long, env = "WORKMAIL_PAT_NO_THROTTLE")]
+    pub no_throttle: bool,
+    /// Sustained AWS API requests per second per access key (ThrottlingException beyond).
+    #[arg(long, default_value_t = 1000)]
+    pub api_rate: u32,
+    /// Burst of AWS API requests per access key.
+    #[arg(long, default_value_t = 2000)]
+    pub api_burst: u32,
+    /// Failed sign-ins/verifications per user within --user-failure-window before answering 429.
+    #[arg(long, default_value_t = 10)]
+    pub user_failures: u32,
+    /// Seconds of the per-user failure window.
+    #[arg(long, default_value_t = 300)]
+    pub user_failure_window: u64,
+    /// Failed sign-ins/verifications per client IP within --ip-failure-window before answering 429.
+    #[arg(long, default_value_t = 100)]
+    pub ip_failures: u32,
+    /// Seconds of the per-IP failure window.
+    #[arg(long, default_value_t = 60)]
+    pub ip_failure_window: u64,
     /// Always mark the web page's session cookie `Secure` (use behind a TLS proxy that does not send
     /// `X-Forwarded-Proto: https`; with that header the cookie is `Secure` anyway).
     #[arg(long, env = "WORKMAIL_PAT_SECURE_COOKIES")]
@@ -379,13 +418,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
         .map_err(|e| e.message.to_string())?;
     let shared = Arc::new(Shared {
-        app: AppState::new(store, &token_key, pepper, settings),
+        app: {
+            let mut app = AppState::new(store, &token_key, pepper, settings);
+            app.throttle = crate::throttle::Throttle::new(crate::throttle::ThrottleSettings {
+                enabled: !args.no_throttle,
+                api_per_second: args.api_rate,
+                api_burst: args.api_burst,
+                user_failures: args.user_failures,
+                user_window: Duration::from_secs(args.user_failure_window),
+                ip_failures: args.ip_failures,
+                ip_window: Duration::from_secs(args.ip_failure_window),
+            });
+            app
+        },
         auth: Authenticator {
             mode,
             max_skew: Duration::from_secs(args.max_clock_skew),
         },
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
+            max_header_bytes: args.max_header_bytes,
+            max_headers: args.max_headers,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            request_timeout: Duration::from_secs(args.request_timeout),
+            max_connections: args.max_connections.max(1),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
         metrics: install_metrics_recorder(),
         test_api: args.enable_test_api,

@@ -45,7 +45,7 @@ pub fn check_role(role: &Option<String>) -> Result<(), ServiceError> {
 
 /// Hashes a password on a blocking thread (Argon2id is deliberately slow).
 pub async fn hash_password(password: String) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || crate::secrets::hash_password(&password))
+    crate::secrets::on_password_thread(move || crate::secrets::hash_password(&password))
         .await
         .map_err(ServiceError::internal)?
         .map_err(ServiceError::internal)

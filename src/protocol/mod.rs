@@ -65,6 +65,18 @@ impl Authenticator {
         body: &[u8],
     ) -> Result<Partition, ServiceError> {
         let auth = sigv4::parse_authorization(headers).map_err(sigv4_error)?;
+        self.identify_parsed(auth, method, uri, headers, body)
+    }
+
+    /// [`Authenticator::identify`] with the `Authorization` header already parsed.
+    pub fn identify_parsed(
+        &self,
+        auth: sigv4::Authorization,
+        method: &str,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Partition, ServiceError> {
         match &self.mode {
             AuthMode::AcceptAny => {
                 let account = if auth.access_key_id.len() == 12
@@ -171,10 +183,21 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     };
     let mut operation = "unknown";
     let result = async {
-        let partition =
-            shared
-                .auth
-                .identify(parts.method.as_str(), &parts.uri, &parts.headers, &bytes)?;
+        // The cheap parse first, so throttling happens before any secret lookup or HMAC work.
+        let auth = sigv4::parse_authorization(&parts.headers).map_err(sigv4_error)?;
+        if !shared.app.throttle.allow_api(&auth.access_key_id) {
+            return Err(ServiceError::new(
+                ErrorCode::ThrottlingException,
+                "Rate exceeded",
+            ));
+        }
+        let partition = shared.auth.identify_parsed(
+            auth,
+            parts.method.as_str(),
+            &parts.uri,
+            &parts.headers,
+            &bytes,
+        )?;
         let op = parse_target(&parts.headers)?;
         operation = op.name();
         let ctx = Ctx {

@@ -184,7 +184,12 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 
 /// The bearer session token of a request.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    // Two Authorization headers are ambiguous: refuse rather than pick one.
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
     let token = value.strip_prefix("Bearer ")?.trim();
     (!token.is_empty() && token.len() <= 256).then_some(token)
 }
@@ -203,6 +208,9 @@ fn session_token(
     headers: &HeaderMap,
     intent: Intent,
 ) -> Result<Option<String>, WebError> {
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(WebError::unauthorized("Conflicting Authorization headers"));
+    }
     if let Some(token) = bearer(headers) {
         return Ok(Some(token.to_string()));
     }
@@ -258,6 +266,7 @@ const SIGN_IN_FAILED: &str = "Invalid organization, username or password";
 
 /// `POST /webapp/api/sessions`: every failure is the same 401.
 pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let ip = peer_ip(&request);
     let input: SignInInput = match json_body(&shared, request).await {
         Ok(i) => i,
         Err(_) => return WebError::unauthorized(SIGN_IN_FAILED).into_response(),
@@ -270,7 +279,11 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
     if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
         return WebError::unauthorized(SIGN_IN_FAILED).into_response();
     }
-    match tokens::sign_in(&shared.app, &org_id, &username, &password).await {
+    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
+        tracing::warn!(event = "sign_in", organization_id = %org_id, outcome = "throttled");
+        return too_many_attempts();
+    }
+    match tokens::sign_in(&shared.app, &org_id, &username, &password, ip).await {
         Ok(Some(s)) => {
             tracing::info!(event = "sign_in", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
             json_response(
@@ -446,9 +459,32 @@ struct VerifyOutput<'a> {
 
 const VERIFY_FAILED: &str = "Invalid credentials";
 
+/// The client's address, from the connection.
+pub(crate) fn peer_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The answer while a user or IP must slow down: the same for existing and unknown users.
+pub(crate) fn too_many_attempts() -> Response {
+    let mut response = WebError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "ThrottlingException",
+        "Too many failed attempts; try again later",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    response
+}
+
 /// `POST /auth/v1/verify`: 200 for a valid token of that user, one uniform 401 for everything else.
 pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let fail = || WebError::unauthorized(VERIFY_FAILED).into_response();
+    let peer = peer_ip(&request);
     let Ok(input) = json_body::<VerifyInput>(&shared, request).await else {
         return fail();
     };
@@ -470,12 +506,19 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     {
         return fail();
     }
+    // The mail client's address as the mail server reports it, else the caller's own.
+    let ip = remote_ip.parse::<std::net::IpAddr>().ok().or(peer);
+    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
+        tracing::warn!(event = "token_verification_failed", organization_id = %org_id, remote_ip = %remote_ip, reason = "throttled");
+        return too_many_attempts();
+    }
     match tokens::verify(
         &shared.app,
         &org_id,
         &username,
         &token,
         input.scope.as_deref(),
+        ip,
     )
     .await
     {

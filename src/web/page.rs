@@ -310,6 +310,7 @@ async fn authorized_form(
 
 /// `POST /webapp/sign-in`
 pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let ip = super::peer_ip(&request);
     let (headers, form) = match read_form(&shared, request).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -339,7 +340,19 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
     {
         return refuse(&org_id, &username);
     }
-    match tokens::sign_in(&shared.app, &org_id, &username, &password).await {
+    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
+        tracing::warn!(event = "sign_in", via = "page", organization_id = %org_id, outcome = "throttled");
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            views::sign_in(
+                Some("Too many failed attempts. Wait a few minutes and try again."),
+                None,
+                "",
+                "",
+            ),
+        );
+    }
+    match tokens::sign_in(&shared.app, &org_id, &username, &password, ip).await {
         Ok(Some(s)) => {
             tracing::info!(event = "sign_in", via = "page", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
             let https = session::is_https(&headers, shared.app.settings.secure_cookies);

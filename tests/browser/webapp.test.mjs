@@ -23,18 +23,23 @@ const VIEWPORTS = { desktop: { width: 1280, height: 900 }, phone: { width: 390, 
 
 let server;
 let base;
+let serverLog = "";
 let browser;
 
 function startServer() {
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--database", "sqlite::memory:"], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, RUST_LOG: "warn" },
+      // Debug level, so the check that no secret reaches the log covers every log line the server can write.
+      env: { ...process.env, RUST_LOG: "debug" },
     });
     let out = "";
     let err = "";
     const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 20000);
-    child.stderr.on("data", (d) => (err += d));
+    child.stderr.on("data", (d) => {
+      err += d;
+      serverLog += d;
+    });
     child.stdout.on("data", (d) => {
       out += d;
       const m = out.match(/listening on (http:\/\/\S+)/);
@@ -296,6 +301,9 @@ test("sign in, create, verify, last used, revoke, sign out", async () => {
   await shot(page, "08-signed-out");
 
   assert.deepEqual(errors, [], "no script errors or CSP violations");
+  assert.match(serverLog, /token_created/, "the server's log is captured");
+  assert.ok(!serverLog.includes(secret), "the token secret is never logged");
+  assert.ok(!serverLog.includes(cookie.value), "the session token is never logged");
   await context.close();
 });
 
