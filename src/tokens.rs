@@ -162,13 +162,11 @@ async fn verify_inner(
     let Some(secret) = PatSecret::parse(presented) else {
         return Ok(None);
     };
-    let Some(token) = app
-        .store
-        .find_personal_access_token_by_digest(secret.digest(&app.pepper))
-        .await?
-    else {
+    // One read: the token, its owner, its organization and the PAT configuration.
+    let Some(record) = app.store.verify_lookup(secret.digest(&app.pepper)).await? else {
         return Ok(None);
     };
+    let token = &record.token;
     let now: Millis = app.clock.now_ms();
     if token.org_id != org_id || now >= token.expires_ms {
         return Ok(None);
@@ -178,32 +176,30 @@ async fn verify_inner(
     {
         return Ok(None);
     }
-    let Some(user) = app.store.find_user(org_id, username).await? else {
-        return Ok(None);
-    };
-    if user.id != token.user_id || user.state != UserState::Enabled {
-        return Ok(None);
-    }
-    let Some(org) = app.store.find_organization(org_id).await? else {
-        return Ok(None);
-    };
-    if !org.is_active() {
-        return Ok(None);
-    }
-    match app
-        .store
-        .get_identity_provider_configuration(org_id)
-        .await?
+    // The login name must be the owner's id, name or email: a valid token never logs in as someone else.
+    let login = username.to_ascii_lowercase();
+    let owner = record.user_id == username
+        || record.user_name_key == login
+        || record.user_email_key.as_deref() == Some(login.as_str());
+    if !owner
+        || record.user_state != UserState::Enabled
+        || record.org_state != crate::domain::org_state::ACTIVE
+        || record.pat_status != Some(PatStatus::Active)
     {
-        Some(c) if c.pat_status == PatStatus::Active => {}
-        _ => return Ok(None),
+        return Ok(None);
     }
-    app.store
-        .touch_personal_access_token(&token.id, now, app.settings.last_used_interval_ms)
-        .await?;
+    // Written only when stale, so a busy token costs no write (and the first use is visible at once).
+    if token
+        .last_used_ms
+        .is_none_or(|t| now - t >= app.settings.last_used_interval_ms)
+    {
+        app.store
+            .touch_personal_access_token(&token.id, now, app.settings.last_used_interval_ms)
+            .await?;
+    }
     Ok(Some(Verified {
-        user_id: user.id,
-        token_id: token.id,
+        user_id: record.user_id,
+        token_id: record.token.id,
     }))
 }
 

@@ -646,3 +646,57 @@ async fn sqlite_keeps_acknowledged_writes_across_reopen() {
     );
     s.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn verify_lookup_joins_owner_organization_and_configuration() {
+    for (url, s, _storage) in backends() {
+        let p = partition("000000000000");
+        let o = org(&p, "verify", 1);
+        s.create_organization(o.clone(), None).await.unwrap();
+        let u = user(&o.id, "Erin", 1);
+        s.create_user(u.clone()).await.unwrap();
+        s.register_user(&u.id, "Erin@verify.awsapps.com", 2)
+            .await
+            .unwrap();
+        let t = pat(&o.id, &u.id, 5);
+        s.insert_personal_access_token(t.clone(), digest(77))
+            .await
+            .unwrap();
+        assert!(
+            s.verify_lookup(digest(78)).await.unwrap().is_none(),
+            "{url}"
+        );
+
+        let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
+        assert_eq!(r.token, t, "{url}");
+        assert_eq!(r.user_id, u.id);
+        assert_eq!(r.user_name_key, "erin");
+        assert_eq!(r.user_email_key.as_deref(), Some("erin@verify.awsapps.com"));
+        assert_eq!(r.user_state, UserState::Enabled);
+        assert_eq!(r.org_state, org_state::ACTIVE);
+        assert_eq!(r.pat_status, None, "{url}: no configuration yet");
+
+        s.put_identity_provider_configuration(
+            &o.id,
+            IdentityProviderConfiguration {
+                authentication_mode: "IDENTITY_PROVIDER_ONLY".into(),
+                instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
+                application_arn: "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111".into(),
+                pat_status: PatStatus::Inactive,
+                pat_lifetime_days: 30,
+            },
+        )
+        .await
+        .unwrap();
+        s.deregister_user(&u.id, 9).await.unwrap();
+        let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
+        assert_eq!(r.pat_status, Some(PatStatus::Inactive), "{url}");
+        assert_eq!(r.user_state, UserState::Disabled);
+        assert_eq!(r.user_email_key, None);
+        s.delete_organization(&o.id).await.unwrap();
+        assert!(
+            s.verify_lookup(digest(77)).await.unwrap().is_none(),
+            "{url}: deleting the org removes its tokens"
+        );
+    }
+}

@@ -34,6 +34,19 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Everything verifying a presented token needs, read in one go.
+#[derive(Debug, Clone)]
+pub struct VerifyRecord {
+    pub token: PersonalAccessToken,
+    /// The owner's id, lower-cased name and lower-cased email (any of them may be the login name).
+    pub user_id: String,
+    pub user_name_key: String,
+    pub user_email_key: Option<String>,
+    pub user_state: crate::domain::UserState,
+    pub org_state: String,
+    pub pat_status: Option<crate::domain::PatStatus>,
+}
+
 /// Rows written together by bulk seeding.
 #[derive(Debug, Default)]
 pub struct ImportBatch {
@@ -187,6 +200,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         digest: [u8; 32],
     ) -> Result<Option<PersonalAccessToken>, StoreError>;
+    /// The token with this digest and the state of its owner, organization and PAT configuration. Backends override
+    /// this with one query (it is on every mail login); the default composes the ordinary reads.
+    async fn verify_lookup(&self, digest: [u8; 32]) -> Result<Option<VerifyRecord>, StoreError> {
+        let Some(token) = self.find_personal_access_token_by_digest(digest).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.find_user(&token.org_id, &token.user_id).await? else {
+            return Ok(None);
+        };
+        let Some(org) = self.find_organization(&token.org_id).await? else {
+            return Ok(None);
+        };
+        let pat_status = self
+            .get_identity_provider_configuration(&token.org_id)
+            .await?
+            .map(|c| c.pat_status);
+        Ok(Some(VerifyRecord {
+            user_id: user.id,
+            user_name_key: user.name.to_ascii_lowercase(),
+            user_email_key: user.email.map(|e| e.to_ascii_lowercase()),
+            user_state: user.state,
+            org_state: org.state,
+            pat_status,
+            token,
+        }))
+    }
+
     /// Sets `DateLastUsed` to `now_ms` unless it was set less than `min_interval_ms` ago; never moves it back.
     async fn touch_personal_access_token(
         &self,

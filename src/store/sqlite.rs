@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{
     CLIENT_TOKEN_TTL_MS, ClientTokenRecord, Conflict, Idempotency, Idempotent, ImportBatch, Store,
-    StoreError,
+    StoreError, VerifyRecord,
 };
 use crate::clock::Millis;
 use crate::domain::{
@@ -884,6 +884,38 @@ impl Store for SqliteStore {
             ))
             .map_err(backend)?
             .query_row(params![digest.as_slice()], row_to_pat)
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn verify_lookup(&self, digest: [u8; 32]) -> Result<Option<VerifyRecord>, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT t.id, t.org_id, t.user_id, t.name, t.scopes, t.created_ms, t.last_used_ms, t.expires_ms, \
+                        u.name_key, u.email_key, u.state, o.state, c.pat_status \
+                 FROM personal_access_tokens t \
+                 JOIN users u ON u.id = t.user_id \
+                 JOIN organizations o ON o.id = t.org_id \
+                 LEFT JOIN identity_provider_configurations c ON c.org_id = t.org_id \
+                 WHERE t.secret_hash = ?1",
+            )
+            .map_err(backend)?
+            .query_row(params![digest.as_slice()], |r| {
+                let token = row_to_pat(r)?;
+                let user_state: String = r.get(10)?;
+                let pat_status: Option<String> = r.get(12)?;
+                Ok(VerifyRecord {
+                    user_id: token.user_id.clone(),
+                    user_name_key: r.get(8)?,
+                    user_email_key: r.get(9)?,
+                    user_state: UserState::parse(&user_state).unwrap_or(UserState::Disabled),
+                    org_state: r.get(11)?,
+                    pat_status: pat_status.as_deref().and_then(PatStatus::parse),
+                    token,
+                })
+            })
             .optional()
             .map_err(backend)
         })
