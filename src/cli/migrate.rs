@@ -55,7 +55,7 @@ impl Kind {
 
 use Kind::*;
 
-/// Every table of SQLite schema version 1, parents before children (foreign keys hold at every step).
+/// Every table of SQLite schema versions 1 and 2, parents before children (foreign keys hold at every step).
 const TABLES: &[(&str, &[(&str, Kind)])] = &[
     (
         "organizations",
@@ -158,8 +158,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ),
 ];
 
-/// The SQLite schema version this command reads; a newer one needs a newer copy list above.
-const SQLITE_SCHEMA_VERSION: i64 = 1;
+/// The SQLite schema version this command reads; a newer one needs a newer copy list above. (Version 2 only added
+/// lookup indexes, so the copied tables and columns are those of version 1.)
+const SQLITE_SCHEMA_VERSION: i64 = 2;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 

@@ -31,8 +31,13 @@ use crate::domain::{
 };
 
 /// Versioned migrations, applied in order at open. Never edit a released one: add a new file.
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_user_lookup_indexes.sql"),
+    ),
+];
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
 /// (An arbitrary constant: the bytes of "wmpat-mg".)
