@@ -48,6 +48,10 @@ target/pytest-venv/bin/python python/check_wheel.py target/pytest-wheel/pytest_w
 (cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q)
 (cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q -n 2)
 
+echo "==> Benchmark smoke run (issue 4): checks the benchmark works, not its figures"
+cargo build --release --bin workmail-pat --bin workmail-pat-bench
+target/release/workmail-pat-bench --tokens 20000 --seconds 1 --connections 4
+
 echo "==> Hardening smoke runs: fuzz every cargo-fuzz target (10 s in total) and a 15 s soak (issue 5)"
 ./scripts/fuzz.sh 10
 ./scripts/soak.sh 15
