@@ -5,18 +5,23 @@
 //! configuration, token creation by users and token verification by mail servers.
 //!
 //! # Layout
-//! - [`cli`]: the command line (`serve`, `token create`); the binary only calls [`cli::main`].
-//! - [`server`]: the listener, the router and graceful shutdown.
+//! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
+//!   calls [`cli::main`]. `src/bin/workmail-pat-bench.rs` is the benchmark.
+//! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
-//! - [`auth`]: server-side SigV4 verification.
+//! - [`auth`]: server-side SigV4 verification (and signing, for the benchmark).
+//! - [`throttle`]: the per-access-key API bucket and the sign-in/verification failure windows.
 //! - [`ops`]: one file per WorkMail operation (`decode → validate → act → encode`), plus the model's constraints.
-//! - [`web`]: the web application's JSON API and `/auth/v1/verify` for mail servers.
+//! - [`web`]: the web page, its JSON API and `/auth/v1/verify` for mail servers.
+//! - [`admin`]: health, metrics and the test-support API (reset, clock, seeded ids).
 //! - [`tokens`]: sign-in, token creation and verification shared by the web API and the CLI.
+//! - [`seed`]: seed files, synthetic stores and dumps.
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
 //! - [`secrets`]: keys, PAT secrets, session tokens and password hashes.
-//! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type.
-//! - [`store`]: the `Store` trait and its SQLite implementation.
+//! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
+//!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
+//! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
 //!
 //! # Request lifecycle (AWS API)
 //! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → operation:

@@ -1,4 +1,4 @@
-//! The web application: its page at `/webapp/` ([`page`], [`views`]), its JSON API (sign-in, a user's own tokens)
+//! The web application: its page at `/webapp/` (`page`, `views`), its JSON API (sign-in, a user's own tokens)
 //! and the mail-server verification endpoint. These are not AWS APIs: the JSON API answers plain JSON with HTTP
 //! status codes, errors as `{"__type", "Message"}`; [`WebError::into_response`] is the one place where its errors
 //! become responses.
