@@ -108,9 +108,26 @@ pub async fn create_token(
         last_used_ms: None,
         expires_ms: now + lifetime_days * 86_400_000,
     };
-    app.store
+    let mut token = token;
+    let mut outcome = app
+        .store
         .insert_personal_access_token(token.clone(), secret.digest(&app.pepper))
-        .await?;
+        .await;
+    // The id can only collide when ids are seeded (test API); the secret is always fresh, so draw another id.
+    for _ in 0..5 {
+        if !matches!(
+            outcome,
+            Err(StoreError::Conflict(crate::store::Conflict::TokenId))
+        ) {
+            break;
+        }
+        token.id = app.ids.guid();
+        outcome = app
+            .store
+            .insert_personal_access_token(token.clone(), secret.digest(&app.pepper))
+            .await;
+    }
+    outcome?;
     tracing::info!(
         event = "token_created",
         organization_id = %org.id,

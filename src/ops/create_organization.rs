@@ -119,8 +119,40 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
             now_ms: now,
         }
     });
+    let mut org = org;
+    let mut idempotency = idempotency;
+    // Generated ids (organization, directory) can only collide when ids are seeded (test API); draw others
+    // rather than fail.
+    let mut outcome = ctx
+        .app
+        .store
+        .create_organization(org.clone(), idempotency.clone())
+        .await;
+    for _ in 0..5 {
+        let generated_directory = input.directory_id.is_none();
+        let collided = match &outcome {
+            Err(StoreError::Conflict(Conflict::Id)) => true,
+            Err(StoreError::Conflict(Conflict::Directory)) => generated_directory,
+            _ => false,
+        };
+        if !collided {
+            break;
+        }
+        org.id = ctx.app.ids.organization_id();
+        if generated_directory {
+            org.directory_id = ctx.app.ids.directory_id();
+        }
+        if let Some(i) = idempotency.as_mut() {
+            i.result = org.id.clone();
+        }
+        outcome = ctx
+            .app
+            .store
+            .create_organization(org.clone(), idempotency.clone())
+            .await;
+    }
     let org_id = org.id.clone();
-    match ctx.app.store.create_organization(org, idempotency).await {
+    match outcome {
         Ok(Idempotent::Done) => encode(&Output {
             organization_id: &org_id,
         }),

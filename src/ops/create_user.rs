@@ -113,11 +113,21 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         created_ms: ctx.app.clock.now_ms(),
         password_hash,
     };
-    let user_id = user.id.clone();
-    ctx.app
-        .store
-        .create_user(user)
-        .await
-        .map_err(|e| user_conflict(e, name))?;
-    encode(&Output { user_id: &user_id })
+    let mut user = user;
+    let mut outcome = ctx.app.store.create_user(user.clone()).await;
+    // A generated id can only collide when ids are seeded (test API); draw another rather than fail.
+    for _ in 0..5 {
+        if !matches!(
+            outcome,
+            Err(crate::store::StoreError::Conflict(
+                crate::store::Conflict::Id
+            ))
+        ) {
+            break;
+        }
+        user.id = ctx.app.ids.guid();
+        outcome = ctx.app.store.create_user(user.clone()).await;
+    }
+    outcome.map_err(|e| user_conflict(e, name))?;
+    encode(&Output { user_id: &user.id })
 }

@@ -20,6 +20,8 @@ pub enum Conflict {
     UserName,
     Email,
     TokenId,
+    /// A generated organization or user id already exists (only possible with seeded ids, `/_workmail-pat/seed`).
+    Id,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -132,6 +132,7 @@ fn classify(e: tokio_postgres::Error) -> StoreError {
             Some("organizations_directory") => Some(Conflict::Directory),
             Some("users_name") => Some(Conflict::UserName),
             Some("users_email") => Some(Conflict::Email),
+            Some("organizations_pkey") | Some("users_pkey") => Some(Conflict::Id),
             Some("personal_access_tokens_pkey") | Some("personal_access_tokens_secret_hash") => {
                 Some(Conflict::TokenId)
             }

@@ -60,6 +60,8 @@ fn map_write_error(e: rusqlite::Error) -> StoreError {
             Some(Conflict::UserName)
         } else if msg.contains("users.email_key") {
             Some(Conflict::Email)
+        } else if msg.ends_with("organizations.id") || msg.ends_with("users.id") {
+            Some(Conflict::Id)
         } else if msg.contains("personal_access_tokens") {
             Some(Conflict::TokenId)
         } else {

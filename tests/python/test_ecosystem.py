@@ -292,3 +292,19 @@ def test_generate_builds_a_store_that_serves_and_verifies(tmp_path):
             assert verify(srv.url, org_id, user, secret).status == 200
     finally:
         assert srv.stop() == 0
+
+
+def test_reseeding_without_reset_never_fails(test_api_server):
+    """Seeded ids repeat; when the repeated id already exists the server draws another instead of failing."""
+    url = test_api_server.url
+    account = new_account()
+    wm = make_client(url, account=account)
+    created = []
+    for i in range(2):
+        assert http(url + "/_workmail-pat/seed", "POST", {"Seed": 777})[0] == 200
+        org = wm.create_organization(Alias=f"reseed-{i}")["OrganizationId"]
+        user = wm.create_user(OrganizationId=org, Name="u1", DisplayName="U")["UserId"]
+        created.append((org, user))
+    assert created[0][0] != created[1][0] and created[0][1] != created[1][1]
+    orgs = {o["OrganizationId"] for o in wm.list_organizations()["OrganizationSummaries"]}
+    assert {created[0][0], created[1][0]} <= orgs
