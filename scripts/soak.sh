@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN="${1:-600}"
-BIN="${SOAK_BIN:-$PWD/target/debug/workmail-pat}"
+BIN="${SOAK_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/debug/workmail-pat}"
 PY="${SOAK_PYTHON:-$PWD/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 [ -x "$BIN" ] || cargo build --quiet

@@ -3,6 +3,8 @@
 # real socket), and the Python boto3 / AWS CLI suite. Installs what the tests need by itself (a local venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts binaries (honours CARGO_TARGET_DIR, as cargo does).
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -35,7 +37,7 @@ WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_p
     --test sdk_next_token --test sdk_sigv4
 
 echo "==> pytest (boto3 and AWS CLI against the real server)"
-WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
@@ -50,7 +52,7 @@ target/pytest-venv/bin/python python/check_wheel.py target/pytest-wheel/pytest_w
 
 echo "==> Benchmark smoke run (issue 4): checks the benchmark works, not its figures"
 cargo build --release --bin workmail-pat --bin workmail-pat-bench
-target/release/workmail-pat-bench --tokens 20000 --seconds 1 --connections 4
+"$TARGET_DIR/release/workmail-pat-bench" --tokens 20000 --seconds 1 --connections 4
 
 echo "==> Hardening smoke runs: fuzz every cargo-fuzz target (10 s in total) and a 15 s soak (issue 5)"
 ./scripts/fuzz.sh 10
@@ -66,12 +68,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" WORKMAIL_PAT_REQUIRE_DOVECOT=1 \
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" WORKMAIL_PAT_REQUIRE_DOVECOT=1 \
     .venv/bin/python -m pytest tests/dovecot -q -p no:cacheprovider
 
 echo "==> AWS SDK for JavaScript v3 (node:test)"
 npm ci --prefix tests/js --no-audit --no-fund
-WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/js/
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" node --test tests/js/
 
 echo "==> Web page end to end in headless Chromium (node:test + playwright-core)"
 if [ ! -x /usr/bin/chromium ]; then
@@ -81,4 +83,4 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund
-WORKMAIL_PAT_BIN="$PWD/target/debug/workmail-pat" node --test tests/browser/
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" node --test tests/browser/
