@@ -219,6 +219,8 @@ pub struct Session {
     pub org_id: String,
     pub user_id: String,
     pub expires_ms: Millis,
+    /// When the password was last entered for this session (sign-in or re-authentication).
+    pub authenticated_ms: Millis,
 }
 
 /// A keyset position: the sort key of the last row returned. Every list is ordered by (creation time, id).

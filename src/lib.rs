@@ -11,11 +11,14 @@
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
 //! - [`auth`]: server-side SigV4 verification (and signing, for the benchmark).
-//! - [`throttle`]: the per-access-key API bucket and the sign-in/verification failure windows.
+//! - [`throttle`]: the AWS API buckets (per verified key, per client address for unverified requests) and the
+//!   attempt limiter of sign-in, re-authentication and verification.
+//! - [`client`]: who the client of a request is (socket peer, trusted proxies, `X-Forwarded-For`).
 //! - [`ops`]: one file per WorkMail operation (`decode → validate → act → encode`), plus the model's constraints.
 //! - [`web`]: the web page, its JSON API and `/auth/v1/verify` for mail servers.
 //! - [`admin`]: health, metrics and the test-support API (reset, clock, seeded ids).
 //! - [`tokens`]: sign-in, token creation and verification shared by the web API and the CLI.
+//! - [`redact`]: client-supplied identifiers made safe to log.
 //! - [`seed`]: seed files, synthetic stores and dumps.
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
 //! - [`secrets`]: keys, PAT secrets, session tokens and password hashes.
@@ -31,6 +34,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod domain;
 pub mod error;
@@ -38,6 +42,7 @@ pub mod ids;
 pub mod ops;
 pub mod pagination;
 pub mod protocol;
+pub mod redact;
 pub mod secrets;
 pub mod seed;
 pub mod server;

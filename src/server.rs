@@ -79,24 +79,38 @@ pub fn router(shared: Arc<Shared>) -> Router {
     };
     router
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            request_context,
+        ))
         .with_state(shared)
 }
 
-/// Gives every request an id, runs it inside a tracing span carrying that id (so every log line it causes names
-/// it), and puts the id in `x-amzn-RequestId` on every response, including those no handler made (404, 405).
+/// Gives every request an id and its client address ([`crate::client::ClientAddr`]: forwarding headers count
+/// only from trusted proxies), runs it inside a tracing span carrying both (so every log line it causes names
+/// them), and puts the id in `x-amzn-RequestId` on every response, including those no handler made (404, 405).
 async fn request_context(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument;
     let id = uuid::Uuid::new_v4().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
-    let peer = request
+    let addr = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+        .map(|c| {
+            crate::client::resolve(
+                c.0.ip(),
+                request.headers(),
+                &shared.app.settings.trusted_proxies,
+            )
+        });
+    let peer = addr.map(|a| a.client.to_string()).unwrap_or_default();
+    if let Some(addr) = addr {
+        request.extensions_mut().insert(addr);
+    }
     let timeout = request
         .extensions()
         .get::<RequestTimeout>()

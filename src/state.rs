@@ -20,6 +20,16 @@ pub struct Settings {
     /// Mark the web page's session cookie `Secure` even when no proxy says `X-Forwarded-Proto: https` (for TLS
     /// terminators that do not send it).
     pub secure_cookies: bool,
+    /// Reverse proxies and mail servers whose word about the client's address is believed (`--trusted-proxy`).
+    pub trusted_proxies: crate::client::TrustedProxies,
+    /// The secret mail servers present to `/auth/v1/verify` (`--verifier-key-file`); when set, verification
+    /// without it is refused, and a caller with it may report the mail client's address (`RemoteIp`).
+    pub verifier_key: Option<zeroize::Zeroizing<String>>,
+    /// `/auth/v1/verify` requires a `Scope` (default); `false` (`--verify-allow-missing-scope`) accepts a token of
+    /// any scope when none is named, for old mail-server configurations.
+    pub verify_require_scope: bool,
+    /// A session whose password was entered longer ago than this must re-enter it before creating a token.
+    pub reauth_after_ms: i64,
 }
 
 impl Default for Settings {
@@ -29,6 +39,10 @@ impl Default for Settings {
             session_ttl_ms: 8 * 60 * 60 * 1000,
             last_used_interval_ms: 60 * 1000,
             secure_cookies: false,
+            trusted_proxies: crate::client::TrustedProxies::default(),
+            verifier_key: None,
+            verify_require_scope: true,
+            reauth_after_ms: 15 * 60 * 1000,
         }
     }
 }

@@ -1,5 +1,9 @@
 //! What makes tokens real outside the admin API: users signing in to the web application, creating their own
-//! PATs, and mail servers verifying them. Shared by the web API and the CLI.
+//! PATs, and mail servers verifying them. Shared by the web API, the web page and the CLI.
+//!
+//! Every attempt to prove a credential (sign-in, re-authentication, token verification) goes through
+//! [`limited_attempt`]: the attempt is reserved with the throttle *before* the password or token is checked and
+//! settled with the outcome, so no entry point can skip or race the limits.
 
 use std::net::IpAddr;
 
@@ -9,6 +13,7 @@ use crate::ops::validate;
 use crate::secrets::{self, PatSecret};
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::throttle::{Attempt, Limited};
 
 /// Why a self-service request was refused.
 #[derive(Debug)]
@@ -19,6 +24,12 @@ pub enum SelfServiceError {
     Forbidden(String),
     /// No such token of this user (404).
     NotFound(String),
+    /// The session is older than the re-authentication age: the password must be entered again (401).
+    ReauthenticationRequired,
+    /// The session ended meanwhile (reset, deregistration, deletion, sign-out) (401).
+    SessionEnded,
+    /// Too many failed attempts (429).
+    Limited(Limited),
     /// Store failure (500, detail logged only).
     Internal(StoreError),
 }
@@ -29,11 +40,64 @@ impl From<StoreError> for SelfServiceError {
     }
 }
 
-/// A newly created token and its secret, which is shown to the user exactly once.
+/// How an attempt to prove a credential ended.
 #[derive(Debug)]
-pub struct CreatedToken {
-    pub token: PersonalAccessToken,
-    pub secret: PatSecret,
+pub enum Outcome<T> {
+    Done(T),
+    /// Wrong or unknown credentials, or any state that forbids them: one uniform refusal.
+    Refused,
+    /// Too many failed attempts for this user or address: refused before checking anything.
+    Limited(Limited),
+}
+
+/// The key an attempt is limited under: the resolved user's id when the user exists, else the identifier as
+/// typed (normalised), so the username, the email and the id of one user share one budget while unknown names
+/// are limited the same way (nothing reveals which names exist).
+fn attempt_subject(org_id: &str, user: Option<&User>, typed: &str) -> String {
+    match user {
+        Some(u) => format!("user\0{}", u.id),
+        None => format!("name\0{org_id}\0{}", typed.to_ascii_lowercase()),
+    }
+}
+
+/// Runs `check` as one limited attempt: reserved first, settled with its result (a store error releases the
+/// reservation without counting it).
+async fn limited_attempt<T, F>(
+    app: &AppState,
+    subject: &str,
+    client: Option<IpAddr>,
+    check: F,
+) -> Result<Outcome<T>, StoreError>
+where
+    F: std::future::Future<Output = Result<Option<T>, StoreError>>,
+{
+    let attempt: Attempt<'_> = match app.throttle.begin_attempt(subject, client) {
+        Ok(a) => a,
+        Err(limited) => return Ok(Outcome::Limited(limited)),
+    };
+    match check.await {
+        Ok(Some(v)) => {
+            attempt.succeeded();
+            Ok(Outcome::Done(v))
+        }
+        Ok(None) => {
+            attempt.failed();
+            Ok(Outcome::Refused)
+        }
+        Err(e) => {
+            attempt.released();
+            Err(e)
+        }
+    }
+}
+
+/// Checks a password against a stored Argon2id hash on the password-hashing threads. With no stored hash the same
+/// work is done against a dummy, so timing does not reveal whether the user exists.
+async fn password_matches(password: &str, stored: Option<String>) -> Result<bool, StoreError> {
+    let password = zeroize::Zeroizing::new(password.to_string());
+    secrets::on_password_thread(move || secrets::verify_password(&password, stored.as_deref()))
+        .await
+        .map_err(StoreError::Backend)
 }
 
 /// Checks that the user may create, list or delete their own tokens (spec D9): an Active organization, an ENABLED
@@ -77,11 +141,29 @@ pub async fn ensure_self_service(
     self_service_allowed(app, org, user).await.map(|_| ())
 }
 
+/// A newly created token and its secret, which is shown to the user exactly once.
+#[derive(Debug)]
+pub struct CreatedToken {
+    pub token: PersonalAccessToken,
+    pub secret: PatSecret,
+}
+
+/// Who asks for a new token.
+#[derive(Debug, Clone, Copy)]
+pub enum Requester<'a> {
+    /// A signed-in user through the web page or its API: the token is created only while that session is live,
+    /// and only if the password was entered recently enough.
+    Session(&'a SessionUser),
+    /// An operator with access to the database (`workmail-pat token create`).
+    Operator,
+}
+
 /// Creates a PAT for `user`. `ExpiresTime` = `DateCreated` + the `LifetimeInDays` in force now (spec D9).
 pub async fn create_token(
     app: &AppState,
     org: &Organization,
     user: &User,
+    requester: Requester<'_>,
     name: &str,
     scopes: Option<Vec<String>>,
 ) -> Result<CreatedToken, SelfServiceError> {
@@ -97,8 +179,13 @@ pub async fn create_token(
     }
     let lifetime_days = self_service_allowed(app, org, user).await?;
     let now = app.clock.now_ms();
+    if let Requester::Session(s) = requester
+        && needs_reauthentication(app, s, now)
+    {
+        return Err(SelfServiceError::ReauthenticationRequired);
+    }
     let secret = PatSecret::generate();
-    let token = PersonalAccessToken {
+    let mut token = PersonalAccessToken {
         id: app.ids.guid(),
         org_id: org.id.clone(),
         user_id: user.id.clone(),
@@ -108,26 +195,32 @@ pub async fn create_token(
         last_used_ms: None,
         expires_ms: now + lifetime_days * 86_400_000,
     };
-    let mut token = token;
-    let mut outcome = app
-        .store
-        .insert_personal_access_token(token.clone(), secret.digest(&app.pepper))
-        .await;
+    let digest = secret.digest(&app.pepper);
     // The id can only collide when ids are seeded (test API); the secret is always fresh, so draw another id.
-    for _ in 0..5 {
-        if !matches!(
-            outcome,
-            Err(StoreError::Conflict(crate::store::Conflict::TokenId))
-        ) {
-            break;
+    let mut attempts = 0;
+    loop {
+        let inserted = match requester {
+            Requester::Session(s) => {
+                app.store
+                    .insert_personal_access_token_for_session(token.clone(), digest, s.digest)
+                    .await
+            }
+            Requester::Operator => app
+                .store
+                .insert_personal_access_token(token.clone(), digest)
+                .await
+                .map(|()| true),
+        };
+        match inserted {
+            Ok(true) => break,
+            Ok(false) => return Err(SelfServiceError::SessionEnded),
+            Err(StoreError::Conflict(crate::store::Conflict::TokenId)) if attempts < 5 => {
+                attempts += 1;
+                token.id = app.ids.guid();
+            }
+            Err(e) => return Err(e.into()),
         }
-        token.id = app.ids.guid();
-        outcome = app
-            .store
-            .insert_personal_access_token(token.clone(), secret.digest(&app.pepper))
-            .await;
     }
-    outcome?;
     tracing::info!(
         event = "token_created",
         organization_id = %org.id,
@@ -137,6 +230,23 @@ pub async fn create_token(
     Ok(CreatedToken { token, secret })
 }
 
+/// Whether a session must re-enter its password before a sensitive action.
+pub fn needs_reauthentication(app: &AppState, session: &SessionUser, now: Millis) -> bool {
+    now - session.authenticated_ms > app.settings.reauth_after_ms
+}
+
+/// What a mail server presents to `/auth/v1/verify`.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    pub org_id: &'a str,
+    /// The login name: the user's id, username or email.
+    pub username: &'a str,
+    pub token: &'a str,
+    pub scope: Option<&'a str>,
+    /// The mail client's address, as far as it can be trusted.
+    pub client: Option<IpAddr>,
+}
+
 /// A successful verification.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -144,39 +254,40 @@ pub struct Verified {
     pub token_id: String,
 }
 
-/// Verifies a token presented by a mail server for `username` (id, username or email). Every check of
-/// security.md §3.2 runs on every use: format and checksum, existence, organization, owner == login user, expiry,
-/// user ENABLED, organization Active, PAT status ACTIVE, scope. `None` for any failure: callers answer one uniform
-/// 401. The first successful use sets `DateLastUsed` at once; later ones move it at most once per interval.
+/// Verifies a token presented by a mail server. Every check of security.md §3.2 runs on every use: format and
+/// checksum, existence, organization, owner == login user, expiry, user ENABLED, organization Active, PAT status
+/// ACTIVE, scope (required unless `--verify-allow-missing-scope`). Limited per user and client address like a
+/// sign-in. The first successful use sets `DateLastUsed` at once; later ones move it at most once per interval.
 pub async fn verify(
     app: &AppState,
-    org_id: &str,
-    username: &str,
-    presented: &str,
-    scope: Option<&str>,
-    ip: Option<IpAddr>,
-) -> Result<Option<Verified>, StoreError> {
-    let outcome = verify_inner(app, org_id, username, presented, scope).await;
-    if let Ok(None) = outcome {
-        app.throttle.record_login_failure(org_id, username, ip);
-    }
+    request: &VerifyRequest<'_>,
+) -> Result<Outcome<Verified>, StoreError> {
+    let outcome = if request.scope.is_none() && app.settings.verify_require_scope {
+        // A mail server always knows which service it asks for; without a scope any token would do.
+        Ok(Outcome::Refused)
+    } else {
+        let owner = app
+            .store
+            .find_user(request.org_id, request.username)
+            .await?;
+        let subject = attempt_subject(request.org_id, owner.as_ref(), request.username);
+        limited_attempt(app, &subject, request.client, verify_token(app, request)).await
+    };
     let result = match &outcome {
-        Ok(Some(_)) => "success",
-        Ok(None) => "failure",
+        Ok(Outcome::Done(_)) => "success",
+        Ok(Outcome::Refused) => "failure",
+        Ok(Outcome::Limited(_)) => "throttled",
         Err(_) => "error",
     };
     metrics::counter!("workmail_pat_token_verifications_total", "result" => result).increment(1);
     outcome
 }
 
-async fn verify_inner(
+async fn verify_token(
     app: &AppState,
-    org_id: &str,
-    username: &str,
-    presented: &str,
-    scope: Option<&str>,
+    request: &VerifyRequest<'_>,
 ) -> Result<Option<Verified>, StoreError> {
-    let Some(secret) = PatSecret::parse(presented) else {
+    let Some(secret) = PatSecret::parse(request.token) else {
         return Ok(None);
     };
     // One read: the token, its owner, its organization and the PAT configuration.
@@ -185,17 +296,17 @@ async fn verify_inner(
     };
     let token = &record.token;
     let now: Millis = app.clock.now_ms();
-    if token.org_id != org_id || now >= token.expires_ms {
+    if token.org_id != request.org_id || now >= token.expires_ms {
         return Ok(None);
     }
-    if let Some(s) = scope
+    if let Some(s) = request.scope
         && !token.scopes.iter().any(|t| t == s)
     {
         return Ok(None);
     }
     // The login name must be the owner's id, name or email: a valid token never logs in as someone else.
-    let login = username.to_ascii_lowercase();
-    let owner = record.user_id == username
+    let login = request.username.to_ascii_lowercase();
+    let owner = record.user_id == request.username
         || record.user_name_key == login
         || record.user_email_key.as_deref() == Some(login.as_str());
     if !owner
@@ -228,75 +339,72 @@ pub struct SignedIn {
     pub expires_ms: Millis,
 }
 
-/// Signs a user in with the directory password (spec D11). `None` for every failure (unknown organization or user,
-/// wrong password, user not ENABLED); the Argon2 work is done either way so timing does not reveal which.
+/// Signs a user in with the directory password (spec D11). [`Outcome::Refused`] for every failure (unknown
+/// organization or user, wrong password, user not ENABLED, a reset that raced with the sign-in); the Argon2 work is
+/// done either way so timing does not reveal which.
 pub async fn sign_in(
     app: &AppState,
     org_id: &str,
     username: &str,
     password: &str,
-    ip: Option<IpAddr>,
-) -> Result<Option<SignedIn>, StoreError> {
-    let outcome = sign_in_inner(app, org_id, username, password).await;
-    if let Ok(None) = outcome {
-        app.throttle.record_login_failure(org_id, username, ip);
-    }
-    outcome
-}
-
-/// Whether sign-in or verification attempts for this user, or from this IP, must slow down now (too many recent
-/// failures). Callers answer 429 without trying, the same for existing and unknown users.
-pub fn attempts_limited(app: &AppState, org_id: &str, username: &str, ip: Option<IpAddr>) -> bool {
-    app.throttle.login_limited(org_id, username, ip)
-}
-
-async fn sign_in_inner(
-    app: &AppState,
-    org_id: &str,
-    username: &str,
-    password: &str,
-) -> Result<Option<SignedIn>, StoreError> {
+    client: Option<IpAddr>,
+) -> Result<Outcome<SignedIn>, StoreError> {
     let org = app.store.find_organization(org_id).await?;
     let user = match &org {
         Some(o) if o.is_active() => app.store.find_user(org_id, username).await?,
         _ => None,
     };
-    let stored = user
-        .as_ref()
-        .filter(|u| u.state == UserState::Enabled)
-        .and_then(|u| u.password_hash.clone());
-    let password = zeroize::Zeroizing::new(password.to_string());
-    let ok =
-        secrets::on_password_thread(move || secrets::verify_password(&password, stored.as_deref()))
-            .await
-            .map_err(StoreError::Backend)?;
-    let Some(user) = user.filter(|_| ok) else {
-        return Ok(None);
-    };
-    let (session_token, digest) = secrets::new_session_token(&app.pepper);
-    let expires_ms = app.clock.now_ms() + app.settings.session_ttl_ms;
-    app.store
-        .create_session(
-            digest,
-            Session {
-                org_id: org_id.to_string(),
-                user_id: user.id.clone(),
-                expires_ms,
-            },
-        )
-        .await?;
-    Ok(Some(SignedIn {
-        session_token,
-        user_id: user.id,
-        expires_ms,
-    }))
+    let subject = attempt_subject(org_id, user.as_ref(), username);
+    limited_attempt(app, &subject, client, async {
+        let stored = user
+            .as_ref()
+            .filter(|u| u.state == UserState::Enabled)
+            .and_then(|u| u.password_hash.clone());
+        if !password_matches(password, stored.clone()).await? {
+            return Ok(None);
+        }
+        let (Some(user), Some(hash)) = (user, stored) else {
+            return Ok(None);
+        };
+        let (session_token, digest) = secrets::new_session_token(&app.pepper);
+        let now = app.clock.now_ms();
+        let expires_ms = now + app.settings.session_ttl_ms;
+        let session = Session {
+            org_id: org_id.to_string(),
+            user_id: user.id.clone(),
+            expires_ms,
+            authenticated_ms: now,
+        };
+        // Bound to the hash just checked: if the password was reset meanwhile, no session is created.
+        if !app.store.create_session(digest, session, &hash).await? {
+            return Ok(None);
+        }
+        Ok(Some(SignedIn {
+            session_token,
+            user_id: user.id,
+            expires_ms,
+        }))
+    })
+    .await
 }
 
-/// The organization and user behind a session token, if the session is live.
+/// The signed-in user behind a live session.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub org: Organization,
+    pub user: User,
+    /// The session's stored digest (binds token creation to this very session).
+    pub digest: [u8; 32],
+    /// When the password was last entered for this session.
+    pub authenticated_ms: Millis,
+}
+
+/// The organization and user behind a session token, if the session is live: not expired, and bound to the
+/// user's current credential generation (a password reset, deregistration or deletion ends it).
 pub async fn session_user(
     app: &AppState,
     session_token: &str,
-) -> Result<Option<(Organization, User)>, StoreError> {
+) -> Result<Option<SessionUser>, StoreError> {
     let digest = secrets::session_digest(&app.pepper, session_token);
     let Some(session) = app.store.get_session(digest).await? else {
         return Ok(None);
@@ -318,7 +426,39 @@ pub async fn session_user(
     if user.id != session.user_id {
         return Ok(None);
     }
-    Ok(Some((org, user)))
+    Ok(Some(SessionUser {
+        org,
+        user,
+        digest,
+        authenticated_ms: session.authenticated_ms,
+    }))
+}
+
+/// Re-enters the password for a live session (before sensitive actions on an older session). Limited like a
+/// sign-in, under the same user and address budget.
+pub async fn reauthenticate(
+    app: &AppState,
+    session: &SessionUser,
+    password: &str,
+    client: Option<IpAddr>,
+) -> Result<Outcome<()>, StoreError> {
+    let subject = attempt_subject(&session.org.id, Some(&session.user), &session.user.id);
+    limited_attempt(app, &subject, client, async {
+        let stored = session.user.password_hash.clone();
+        if !password_matches(password, stored.clone()).await? {
+            return Ok(None);
+        }
+        let Some(hash) = stored else {
+            return Ok(None);
+        };
+        let now = app.clock.now_ms();
+        Ok(app
+            .store
+            .reauthenticate_session(session.digest, &hash, now)
+            .await?
+            .then_some(()))
+    })
+    .await
 }
 
 /// Ends a session.

@@ -525,6 +525,9 @@ async fn digests_find_tokens_and_sessions_expire_with_their_owner() {
         s.create_organization(o.clone(), None).await.unwrap();
         let u = user(&o.id, "carol", 1);
         s.create_user(u.clone()).await.unwrap();
+        s.register_user(&u.id, "carol@sess.example", 2)
+            .await
+            .unwrap();
         let t = pat(&o.id, &u.id, 5);
         s.insert_personal_access_token(t.clone(), digest(42))
             .await
@@ -547,11 +550,46 @@ async fn digests_find_tokens_and_sessions_expire_with_their_owner() {
             org_id: o.id.clone(),
             user_id: u.id.clone(),
             expires_ms: 99,
+            authenticated_ms: 5,
         };
-        s.create_session(digest(7), session.clone()).await.unwrap();
+        let hash = "$argon2id$placeholder";
+        assert!(
+            !s.create_session(digest(6), session.clone(), "$argon2id$other")
+                .await
+                .unwrap(),
+            "{url}: a session is only created against the user's current password hash"
+        );
+        assert_eq!(s.get_session(digest(6)).await.unwrap(), None);
+        assert!(
+            s.create_session(digest(7), session.clone(), hash)
+                .await
+                .unwrap()
+        );
         assert_eq!(
             s.get_session(digest(7)).await.unwrap(),
             Some(session.clone())
+        );
+        // Re-authentication moves the session's password-entry time, only with the current hash.
+        assert!(
+            !s.reauthenticate_session(digest(7), "$argon2id$other", 50)
+                .await
+                .unwrap()
+        );
+        assert!(s.reauthenticate_session(digest(7), hash, 50).await.unwrap());
+        assert_eq!(
+            s.get_session(digest(7))
+                .await
+                .unwrap()
+                .unwrap()
+                .authenticated_ms,
+            50
+        );
+        // Tokens created through a session need that session to be live.
+        let via_session = pat(&o.id, &u.id, 6);
+        assert!(
+            s.insert_personal_access_token_for_session(via_session.clone(), digest(60), digest(7))
+                .await
+                .unwrap()
         );
         s.set_password(&u.id, "$argon2id$new").await.unwrap();
         assert_eq!(
@@ -559,9 +597,52 @@ async fn digests_find_tokens_and_sessions_expire_with_their_owner() {
             None,
             "{url}: a new password ends sessions"
         );
-        s.create_session(digest(8), session).await.unwrap();
+        assert!(
+            !s.insert_personal_access_token_for_session(
+                pat(&o.id, &u.id, 7),
+                digest(61),
+                digest(7)
+            )
+            .await
+            .unwrap(),
+            "{url}: an ended session creates no token"
+        );
+        assert_eq!(
+            s.find_personal_access_token_by_digest(digest(61))
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(
+            !s.create_session(digest(8), session.clone(), hash)
+                .await
+                .unwrap(),
+            "{url}: the old hash no longer creates sessions"
+        );
+        assert!(
+            s.create_session(digest(8), session.clone(), "$argon2id$new")
+                .await
+                .unwrap()
+        );
         s.delete_session(digest(8)).await.unwrap();
         assert_eq!(s.get_session(digest(8)).await.unwrap(), None);
+        // Deregistration and re-registration end sessions even though the hash is unchanged.
+        assert!(
+            s.create_session(digest(9), session.clone(), "$argon2id$new")
+                .await
+                .unwrap()
+        );
+        s.deregister_user(&u.id, 60).await.unwrap();
+        assert!(
+            !s.create_session(digest(10), session.clone(), "$argon2id$new")
+                .await
+                .unwrap(),
+            "{url}: no session for a DISABLED user"
+        );
+        s.register_user(&u.id, "carol@sess.example", 61)
+            .await
+            .unwrap();
+        assert_eq!(s.get_session(digest(9)).await.unwrap(), None);
         assert_eq!(
             s.find_user(&o.id, "carol")
                 .await

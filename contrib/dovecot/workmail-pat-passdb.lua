@@ -6,6 +6,10 @@
 --   WORKMAIL_PAT_ORGANIZATION_ID  required; the organization whose users log in here (m-...)
 --   WORKMAIL_PAT_URL              default http://127.0.0.1:4610 (keep it on loopback or a private network)
 --   WORKMAIL_PAT_TIMEOUT_MSECS    default 3000; the whole verification, after which the login fails
+--   WORKMAIL_PAT_VERIFIER_KEY_FILE  optional; a file with the secret the server expects (its --verifier-key-file),
+--                                 sent as `Authorization: Bearer`. With it the server believes the RemoteIp this
+--                                 script reports (otherwise only a server started with --trusted-proxy for this
+--                                 host does), so its per-address limits see the mail client, not Dovecot.
 --   WORKMAIL_PAT_SERVICE_SCOPES   default "imap=IMAP,pop3=POP3,submission=SMTP,smtp=SMTP": which token scope each
 --                                 Dovecot service asks for (`smtp` is Postfix authenticating through Dovecot SASL).
 --                                 A service not listed is refused, so a new protocol never gets in unscoped.
@@ -22,6 +26,7 @@ local verify_url = nil
 local organization_id = nil
 local service_scopes = nil
 local http_client = nil
+local verifier_key = nil
 
 local function parse_service_scopes(text)
   local map = {}
@@ -86,6 +91,18 @@ function script_init()
   local timeout = tonumber(os.getenv("WORKMAIL_PAT_TIMEOUT_MSECS") or "") or DEFAULT_TIMEOUT_MSECS
   service_scopes = parse_service_scopes(os.getenv("WORKMAIL_PAT_SERVICE_SCOPES") or DEFAULT_SERVICE_SCOPES)
   http_client = new_http_client(math.floor(timeout))
+  local key_file = os.getenv("WORKMAIL_PAT_VERIFIER_KEY_FILE")
+  if key_file ~= nil and key_file ~= "" then
+    local f, err = io.open(key_file, "r")
+    if f == nil then
+      error("cannot read WORKMAIL_PAT_VERIFIER_KEY_FILE: " .. tostring(err))
+    end
+    verifier_key = string.match(f:read("*a") or "", "^%s*(%S+)%s*$")
+    f:close()
+    if verifier_key == nil then
+      error("WORKMAIL_PAT_VERIFIER_KEY_FILE holds no key")
+    end
+  end
   return 0
 end
 
@@ -105,6 +122,9 @@ local function verify(req, pass)
     "}"
   local request = http_client:request({ url = verify_url, method = "POST" })
   request:add_header("Content-Type", "application/json")
+  if verifier_key ~= nil then
+    request:add_header("Authorization", "Bearer " .. verifier_key)
+  end
   request:set_payload(body)
   local response = request:submit()
   local status = response:status()

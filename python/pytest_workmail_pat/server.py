@@ -87,8 +87,9 @@ class WorkMailUser:
         self.tokens.append(token)
         return token
 
-    def use_token(self, token: str, scope: Optional[str] = None) -> bool:
-        """Sign in with a token as this user (`POST /auth/v1/verify`); True when the server accepts it."""
+    def use_token(self, token: str, scope: str = "IMAP") -> bool:
+        """Sign in with a token as this user, as a mail server would for `scope` (`POST /auth/v1/verify`); True
+        when the server accepts it."""
         return self.server.verify_token(self.organization_id, self.name, token, scope)
 
 
@@ -339,11 +340,10 @@ class WorkMailServer:
             raise WorkMailServerError(f"creating token {name!r} for {username!r} -> HTTP {status}: {doc}")
         return doc
 
-    def verify_token(self, organization_id: str, username: str, token: str, scope: Optional[str] = None) -> bool:
-        """Use a token the way a mail server would (`POST /auth/v1/verify`); records `DateLastUsed` on success."""
-        body = {"OrganizationId": organization_id, "Username": username, "Token": token}
-        if scope is not None:
-            body["Scope"] = scope
+    def verify_token(self, organization_id: str, username: str, token: str, scope: str = "IMAP") -> bool:
+        """Use a token the way a mail server would (`POST /auth/v1/verify`, for the service `scope`, IMAP by
+        default: the server requires one); records `DateLastUsed` on success."""
+        body = {"OrganizationId": organization_id, "Username": username, "Token": token, "Scope": scope}
         status, _ = self.request("POST", "/auth/v1/verify", body)
         return status == 200
 

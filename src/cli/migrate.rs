@@ -108,6 +108,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("mailbox_deprovisioned_ms", OptInt),
             ("created_ms", Int),
             ("password_hash", OptText),
+            ("credential_generation", Int),
         ],
     ),
     (
@@ -154,13 +155,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("org_id", Text),
             ("user_id", Text),
             ("expires_ms", Int),
+            ("authenticated_ms", Int),
+            ("credential_generation", Int),
         ],
     ),
 ];
 
 /// The SQLite schema version this command reads; a newer one needs a newer copy list above. (Version 2 only added
-/// lookup indexes, so the copied tables and columns are those of version 1.)
-const SQLITE_SCHEMA_VERSION: i64 = 2;
+/// lookup indexes; version 3 the credential generations and the sessions' authentication time.)
+const SQLITE_SCHEMA_VERSION: i64 = 3;
 
 type Param = Box<dyn ToSql + Sync + Send>;
 

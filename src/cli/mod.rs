@@ -177,18 +177,50 @@ pub struct ServeArgs {
     /// Burst of AWS API requests per access key.
     #[arg(long, default_value_t = 2000)]
     pub api_burst: u32,
-    /// Failed sign-ins/verifications per user within --user-failure-window before answering 429.
+    /// Sustained AWS API requests per second per client address that are not (yet) verified: unknown access
+    /// keys and bad signatures spend this, never a real key's budget (`--auth sigv4`).
+    #[arg(long, default_value_t = 50)]
+    pub api_unverified_rate: u32,
+    /// Burst of unverified AWS API requests per client address.
+    #[arg(long, default_value_t = 100)]
+    pub api_unverified_burst: u32,
+    /// Failed sign-ins/verifications per (user, client address) within --user-failure-window before answering 429.
     #[arg(long, default_value_t = 10)]
     pub user_failures: u32,
-    /// Seconds of the per-user failure window.
+    /// Seconds of the per-user failure windows.
     #[arg(long, default_value_t = 300)]
     pub user_failure_window: u64,
+    /// Failed sign-ins/verifications per user from all addresses within --user-failure-window; addresses where the
+    /// user succeeded in the last 30 days are exempt (a distributed guesser is slowed, the user is not).
+    #[arg(long, default_value_t = 100)]
+    pub user_failure_ceiling: u32,
     /// Failed sign-ins/verifications per client IP within --ip-failure-window before answering 429.
     #[arg(long, default_value_t = 100)]
     pub ip_failures: u32,
     /// Seconds of the per-IP failure window.
     #[arg(long, default_value_t = 60)]
     pub ip_failure_window: u64,
+    /// A reverse proxy (or mail server) whose `X-Forwarded-For` and `RemoteIp` are believed, as an address or CIDR
+    /// block (repeatable). Requests from anyone else are attributed to their socket address.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "WORKMAIL_PAT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::client::Cidr>,
+    /// A file holding the secret mail servers send to `/auth/v1/verify` as `Authorization: Bearer SECRET` (at
+    /// least 32 characters). When set, verification without it is refused (403); callers with it may report the
+    /// mail client's address (`RemoteIp`).
+    #[arg(long, env = "WORKMAIL_PAT_VERIFIER_KEY_FILE")]
+    pub verifier_key_file: Option<PathBuf>,
+    /// Accept `/auth/v1/verify` requests without `Scope` (then a token of any scope passes). Weaker: only for old
+    /// mail-server configurations that cannot send the service they verify for.
+    #[arg(long)]
+    pub verify_allow_missing_scope: bool,
+    /// Seconds after the last password entry before creating a token asks for the password again.
+    #[arg(long, default_value_t = 900)]
+    pub reauthenticate_after: u64,
     /// Always mark the web page's session cookie `Secure` (use behind a TLS proxy that does not send
     /// `X-Forwarded-Proto: https`; with that header the cookie is `Secure` anyway).
     #[arg(long, env = "WORKMAIL_PAT_SECURE_COOKIES")]
@@ -296,6 +328,22 @@ pub fn load_keys(store: &StoreArgs) -> Result<(Key32, Key32), String> {
         pick(&store.token_key_file, "token-key")?,
         pick(&store.pepper_file, "pepper")?,
     ))
+}
+
+/// Reads the verifier key: one line of at least 32 characters (e.g. `openssl rand -hex 32`).
+fn load_verifier_key(path: &Path) -> Result<Zeroizing<String>, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+    );
+    let key = text.trim();
+    if key.len() < 32 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{}: the verifier key must be one line of at least 32 printable characters (openssl rand -hex 32)",
+            path.display()
+        ));
+    }
+    Ok(Zeroizing::new(key.to_string()))
 }
 
 fn sibling(db: &Path, suffix: &str) -> PathBuf {
@@ -413,6 +461,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let settings = Settings {
         default_scopes: args.default_scopes.clone(),
         secure_cookies: args.secure_cookies,
+        trusted_proxies: crate::client::TrustedProxies::new(args.trusted_proxies.clone()),
+        verifier_key: args
+            .verifier_key_file
+            .as_deref()
+            .map(load_verifier_key)
+            .transpose()?,
+        verify_require_scope: !args.verify_allow_missing_scope,
+        reauth_after_ms: (args.reauthenticate_after as i64).saturating_mul(1000),
         ..Settings::default()
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
@@ -424,8 +480,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 enabled: !args.no_throttle,
                 api_per_second: args.api_rate,
                 api_burst: args.api_burst,
+                unverified_per_second: args.api_unverified_rate,
+                unverified_burst: args.api_unverified_burst,
                 user_failures: args.user_failures,
                 user_window: Duration::from_secs(args.user_failure_window),
+                user_ceiling: args.user_failure_ceiling,
                 ip_failures: args.ip_failures,
                 ip_window: Duration::from_secs(args.ip_failure_window),
             });

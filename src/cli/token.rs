@@ -19,13 +19,15 @@ pub async fn create(args: TokenCreateArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("user {} does not exist in {}", args.user, org.id))?;
     let scopes = (!args.scopes.is_empty()).then_some(args.scopes);
-    let created = crate::tokens::create_token(&app, &org, &user, &args.name, scopes)
+    let requester = crate::tokens::Requester::Operator;
+    let created = crate::tokens::create_token(&app, &org, &user, requester, &args.name, scopes)
         .await
         .map_err(|e| match e {
             crate::tokens::SelfServiceError::Invalid(m)
             | crate::tokens::SelfServiceError::Forbidden(m)
             | crate::tokens::SelfServiceError::NotFound(m) => m,
             crate::tokens::SelfServiceError::Internal(e) => e.to_string(),
+            other => format!("{other:?}"),
         })?;
     let json = serde_json::to_string(&crate::web::CreatedTokenOutput::from(&created))
         .map_err(|e| e.to_string())?;

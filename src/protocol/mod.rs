@@ -93,7 +93,7 @@ impl Authenticator {
             }
             AuthMode::SigV4(keys) => {
                 let Some(entry) = keys.get(&auth.access_key_id) else {
-                    tracing::warn!(event = "signature_failure", access_key_id = %auth.access_key_id, reason = "unknown key");
+                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = "unknown key");
                     return Err(ServiceError::new(
                         ErrorCode::UnrecognizedClientException,
                         "The security token included in the request is invalid.",
@@ -115,7 +115,7 @@ impl Authenticator {
                     self.max_skew,
                 )
                 .map_err(|e| {
-                    tracing::warn!(event = "signature_failure", access_key_id = %auth.access_key_id, reason = %e.aws_code());
+                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = %e.aws_code());
                     sigv4_error(e)
                 })?;
                 Ok(Partition {
@@ -185,19 +185,11 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let result = async {
         // The cheap parse first, so throttling happens before any secret lookup or HMAC work.
         let auth = sigv4::parse_authorization(&parts.headers).map_err(sigv4_error)?;
-        if !shared.app.throttle.allow_api(&auth.access_key_id) {
-            return Err(ServiceError::new(
-                ErrorCode::ThrottlingException,
-                "Rate exceeded",
-            ));
-        }
-        let partition = shared.auth.identify_parsed(
-            auth,
-            parts.method.as_str(),
-            &parts.uri,
-            &parts.headers,
-            &bytes,
-        )?;
+        let client = parts
+            .extensions
+            .get::<crate::client::ClientAddr>()
+            .map(|c| c.client);
+        let partition = authenticate_throttled(&shared, auth, client, &parts, &bytes)?;
         let op = parse_target(&parts.headers)?;
         operation = op.name();
         let ctx = Ctx {
@@ -218,6 +210,54 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     match result {
         Ok(body) => encode_ok(body, &request_id),
         Err(e) => encode_error(&e, &request_id),
+    }
+}
+
+fn throttled() -> ServiceError {
+    ServiceError::new(ErrorCode::ThrottlingException, "Rate exceeded")
+}
+
+/// Authenticates a request within the API rate limits. A verified key's bucket is charged only after its
+/// signature verified, so a forged key id cannot spend its owner's budget; until then the request spends its
+/// client address's budget for unverified requests (refunded once the signature verifies), so unknown keys and
+/// bad signatures are limited where they come from. In accept-any mode nothing is verified, and the presented
+/// key's bucket is charged.
+fn authenticate_throttled(
+    shared: &Shared,
+    auth: sigv4::Authorization,
+    client: Option<std::net::IpAddr>,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Partition, ServiceError> {
+    let throttle = &shared.app.throttle;
+    let identify = |auth| {
+        shared.auth.identify_parsed(
+            auth,
+            parts.method.as_str(),
+            &parts.uri,
+            &parts.headers,
+            body,
+        )
+    };
+    match shared.auth.mode {
+        AuthMode::AcceptAny => {
+            if !throttle.allow_api(&auth.access_key_id) {
+                return Err(throttled());
+            }
+            identify(auth)
+        }
+        AuthMode::SigV4(_) => {
+            let charge = throttle
+                .charge_unverified(client)
+                .map_err(|_| throttled())?;
+            let key_id = auth.access_key_id.clone();
+            let partition = identify(auth)?;
+            throttle.refund_unverified(charge);
+            if !throttle.allow_api(&key_id) {
+                return Err(throttled());
+            }
+            Ok(partition)
+        }
     }
 }
 

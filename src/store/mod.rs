@@ -154,11 +154,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         email: &str,
         now_ms: Millis,
     ) -> Result<(), StoreError>;
-    /// DISABLED, email released, sessions ended.
+    /// DISABLED, email released, sessions ended (credential generation moved).
     async fn deregister_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError>;
-    /// DELETED; the user's PATs and sessions are removed.
+    /// DELETED; the user's PATs and sessions are removed (credential generation moved).
     async fn delete_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError>;
-    /// Replaces the password hash and ends the user's sessions.
+    /// Replaces the password hash and ends the user's sessions (credential generation moved).
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError>;
 
     // --- identity provider / PAT configuration ---
@@ -179,6 +179,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         token: PersonalAccessToken,
         secret_digest: [u8; 32],
     ) -> Result<(), StoreError>;
+    /// Inserts a token created through a web session, atomically with the check that the session is still live
+    /// (its credential generation is its user's current one and the user is ENABLED). `false`: nothing inserted.
+    async fn insert_personal_access_token_for_session(
+        &self,
+        token: PersonalAccessToken,
+        secret_digest: [u8; 32],
+        session_digest: [u8; 32],
+    ) -> Result<bool, StoreError>;
     /// Tokens of the organization (or of one user) after `after` in (created, id) order, at most `limit`.
     async fn list_personal_access_tokens(
         &self,
@@ -238,8 +246,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     // --- web sessions ---
-    async fn create_session(&self, digest: [u8; 32], session: Session) -> Result<(), StoreError>;
+    /// Creates a session bound to the user's current credential generation, in one atomic step, only if the user
+    /// is still ENABLED with exactly `password_hash` (the hash the password was checked against). `false` when
+    /// anything changed meanwhile (a reset, deregistration or deletion raced with the sign-in): no session exists.
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        session: Session,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// A session, only while its credential generation is its user's current one.
     async fn get_session(&self, digest: [u8; 32]) -> Result<Option<Session>, StoreError>;
+    /// Records a fresh password entry for a live session (re-authentication), if the user still has exactly
+    /// `password_hash`. `false` when the session is gone or stale.
+    async fn reauthenticate_session(
+        &self,
+        digest: [u8; 32],
+        password_hash: &str,
+        now_ms: Millis,
+    ) -> Result<bool, StoreError>;
     async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
 
     /// Every (account, region) that holds an organization, in a stable order.

@@ -37,6 +37,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_user_lookup_indexes.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_credential_generations.sql"),
+    ),
 ];
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
@@ -405,6 +409,32 @@ fn row_to_user(r: &Row) -> User {
 }
 
 const PAT_COLUMNS: &str = "id, org_id, user_id, name, scopes, created_ms, last_used_ms, expires_ms";
+
+fn insert_pat_sql() -> String {
+    format!(
+        "INSERT INTO personal_access_tokens ({PAT_COLUMNS}, secret_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    )
+}
+
+/// The parameters of [`insert_pat_sql`].
+fn pat_params<'a>(
+    t: &'a PersonalAccessToken,
+    scopes: &'a String,
+    secret_digest: &'a &'a [u8],
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 9] {
+    [
+        &t.id,
+        &t.org_id,
+        &t.user_id,
+        &t.name,
+        scopes,
+        &t.created_ms,
+        &t.last_used_ms,
+        &t.expires_ms,
+        secret_digest,
+    ]
+}
 
 fn row_to_pat(r: &Row) -> PersonalAccessToken {
     let scopes: String = r.get(4);
@@ -846,7 +876,7 @@ impl Store for PostgresStore {
             let stmt = c
                 .prepare_cached(
                     "UPDATE users SET state = 'ENABLED', email = $2, email_key = $3, enabled_ms = $4, \
-                     mailbox_provisioned_ms = $4 WHERE id = $1",
+                     mailbox_provisioned_ms = $4, credential_generation = credential_generation + 1 WHERE id = $1",
                 )
                 .await?;
             c.execute(&stmt, &[&user_id, &email, &key, &now_ms]).await?;
@@ -859,7 +889,7 @@ impl Store for PostgresStore {
             let tx = c.transaction().await?;
             tx.execute(
                 "UPDATE users SET state = 'DISABLED', email = NULL, email_key = NULL, disabled_ms = $2, \
-                 mailbox_deprovisioned_ms = $2 WHERE id = $1",
+                 mailbox_deprovisioned_ms = $2, credential_generation = credential_generation + 1 WHERE id = $1",
                 &[&user_id, &now_ms],
             )
             .await?;
@@ -874,7 +904,8 @@ impl Store for PostgresStore {
         run!(self, true, |c| {
             let tx = c.transaction().await?;
             tx.execute(
-                "UPDATE users SET state = 'DELETED' WHERE id = $1",
+                "UPDATE users SET state = 'DELETED', credential_generation = credential_generation + 1 \
+                 WHERE id = $1",
                 &[&user_id],
             )
             .await?;
@@ -894,7 +925,8 @@ impl Store for PostgresStore {
         run!(self, true, |c| {
             let tx = c.transaction().await?;
             tx.execute(
-                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                "UPDATE users SET password_hash = $2, credential_generation = credential_generation + 1 \
+                 WHERE id = $1",
                 &[&user_id, &password_hash],
             )
             .await?;
@@ -980,28 +1012,43 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         let scopes = json(&t.scopes)?;
         run!(self, false, |c| {
-            let stmt = c
-                .prepare_cached(&format!(
-                    "INSERT INTO personal_access_tokens ({PAT_COLUMNS}, secret_hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                ))
+            let stmt = c.prepare_cached(&insert_pat_sql()).await?;
+            c.execute(&stmt, &pat_params(&t, &scopes, &secret_digest.as_slice()))
                 .await?;
-            c.execute(
-                &stmt,
-                &[
-                    &t.id,
-                    &t.org_id,
-                    &t.user_id,
-                    &t.name,
-                    &scopes,
-                    &t.created_ms,
-                    &t.last_used_ms,
-                    &t.expires_ms,
-                    &secret_digest.as_slice(),
-                ],
+            Ok(())
+        })
+    }
+
+    async fn insert_personal_access_token_for_session(
+        &self,
+        t: PersonalAccessToken,
+        secret_digest: [u8; 32],
+        session_digest: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        let scopes = json(&t.scopes)?;
+        run!(self, false, |c| {
+            let tx = c.transaction().await?;
+            // FOR SHARE OF u: a concurrent reset or deletion of the owner waits for this transaction, or commits
+            // first and the re-checked row no longer matches.
+            let live = tx
+                .query_opt(
+                    "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.user_id = $2 AND u.state = 'ENABLED' \
+                     AND s.credential_generation = u.credential_generation FOR SHARE OF u",
+                    &[&session_digest.as_slice(), &t.user_id],
+                )
+                .await?
+                .is_some();
+            if !live {
+                return Ok(false);
+            }
+            tx.execute(
+                &insert_pat_sql(),
+                &pat_params(&t, &scopes, &secret_digest.as_slice()),
             )
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -1105,19 +1152,37 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn create_session(&self, digest: [u8; 32], s: Session) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        s: Session,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
         run!(self, false, |c| {
+            // FOR SHARE: a concurrent reset, deregistration or deletion either commits first (and the re-checked
+            // row no longer matches) or waits for this insert; either way no session outlives the change.
             let stmt = c
                 .prepare_cached(
-                    "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, \
+                     credential_generation) \
+                     SELECT $1, org_id, id, $4, $5, credential_generation FROM users \
+                     WHERE id = $3 AND org_id = $2 AND state = 'ENABLED' AND password_hash = $6 FOR SHARE",
                 )
                 .await?;
-            c.execute(
-                &stmt,
-                &[&digest.as_slice(), &s.org_id, &s.user_id, &s.expires_ms],
-            )
-            .await?;
-            Ok(())
+            let n = c
+                .execute(
+                    &stmt,
+                    &[
+                        &digest.as_slice(),
+                        &s.org_id,
+                        &s.user_id,
+                        &s.expires_ms,
+                        &s.authenticated_ms,
+                        &password_hash,
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
         })
     }
 
@@ -1125,7 +1190,9 @@ impl Store for PostgresStore {
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(
-                    "SELECT org_id, user_id, expires_ms FROM sessions WHERE token_hash = $1",
+                    "SELECT s.org_id, s.user_id, s.expires_ms, s.authenticated_ms FROM sessions s \
+                     JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.credential_generation = u.credential_generation",
                 )
                 .await?;
             let row = c.query_opt(&stmt, &[&digest.as_slice()]).await?;
@@ -1133,7 +1200,29 @@ impl Store for PostgresStore {
                 org_id: r.get(0),
                 user_id: r.get(1),
                 expires_ms: r.get(2),
+                authenticated_ms: r.get(3),
             }))
+        })
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        digest: [u8; 32],
+        password_hash: &str,
+        now_ms: Millis,
+    ) -> Result<bool, StoreError> {
+        run!(self, true, |c| {
+            let stmt = c
+                .prepare_cached(
+                    "UPDATE sessions SET authenticated_ms = $3 WHERE token_hash = $1 AND credential_generation = \
+                     (SELECT credential_generation FROM users WHERE id = sessions.user_id AND state = 'ENABLED' \
+                      AND password_hash = $2)",
+                )
+                .await?;
+            let n = c
+                .execute(&stmt, &[&digest.as_slice(), &password_hash, &now_ms])
+                .await?;
+            Ok(n == 1)
         })
     }
 

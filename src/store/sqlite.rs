@@ -26,6 +26,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_user_lookup_indexes.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_credential_generations.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -746,7 +750,7 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             conn.prepare_cached(
                 "UPDATE users SET state = 'ENABLED', email = ?2, email_key = ?3, enabled_ms = ?4, \
-                 mailbox_provisioned_ms = ?4 WHERE id = ?1",
+                 mailbox_provisioned_ms = ?4, credential_generation = credential_generation + 1 WHERE id = ?1",
             )
             .map_err(backend)?
             .execute(params![user_id, email, email.to_ascii_lowercase(), now_ms])
@@ -762,7 +766,7 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(backend)?;
             tx.execute(
                 "UPDATE users SET state = 'DISABLED', email = NULL, email_key = NULL, disabled_ms = ?2, \
-                 mailbox_deprovisioned_ms = ?2 WHERE id = ?1",
+                 mailbox_deprovisioned_ms = ?2, credential_generation = credential_generation + 1 WHERE id = ?1",
                 params![user_id, now_ms],
             )
             .map_err(backend)?;
@@ -778,7 +782,8 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             tx.execute(
-                "UPDATE users SET state = 'DELETED' WHERE id = ?1",
+                "UPDATE users SET state = 'DELETED', credential_generation = credential_generation + 1 \
+                 WHERE id = ?1",
                 params![user_id],
             )
             .map_err(backend)?;
@@ -799,7 +804,8 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             tx.execute(
-                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                "UPDATE users SET password_hash = ?2, credential_generation = credential_generation + 1 \
+                 WHERE id = ?1",
                 params![user_id, hash],
             )
             .map_err(backend)?;
@@ -866,6 +872,34 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.run(move |conn| insert_pat(conn, &t, &secret_digest))
             .await
+    }
+
+    async fn insert_personal_access_token_for_session(
+        &self,
+        t: PersonalAccessToken,
+        secret_digest: [u8; 32],
+        session_digest: [u8; 32],
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            // One writer connection: the check and the insert cannot interleave with a reset.
+            let tx = conn.transaction().map_err(backend)?;
+            let live: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = ?1 AND s.user_id = ?2 AND u.state = 'ENABLED' \
+                     AND s.credential_generation = u.credential_generation)",
+                )
+                .map_err(backend)?
+                .query_row(params![session_digest.as_slice(), t.user_id], |r| r.get(0))
+                .map_err(backend)?;
+            if !live {
+                return Ok(false);
+            }
+            insert_pat(&tx, &t, &secret_digest)?;
+            tx.commit().map_err(backend)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn list_personal_access_tokens(
@@ -1011,15 +1045,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_session(&self, digest: [u8; 32], s: Session) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        s: Session,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_string();
         self.run(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(backend)?
-            .execute(params![digest.as_slice(), s.org_id, s.user_id, s.expires_ms])
-            .map_err(backend)?;
-            Ok(())
+            let n = conn
+                .prepare_cached(
+                    "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, \
+                     credential_generation) \
+                     SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
+                     WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6",
+                )
+                .map_err(backend)?
+                .execute(params![
+                    digest.as_slice(),
+                    s.org_id,
+                    s.user_id,
+                    s.expires_ms,
+                    s.authenticated_ms,
+                    password_hash
+                ])
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }
@@ -1027,7 +1078,9 @@ impl Store for SqliteStore {
     async fn get_session(&self, digest: [u8; 32]) -> Result<Option<Session>, StoreError> {
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT org_id, user_id, expires_ms FROM sessions WHERE token_hash = ?1",
+                "SELECT s.org_id, s.user_id, s.expires_ms, s.authenticated_ms FROM sessions s \
+                 JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = ?1 AND s.credential_generation = u.credential_generation",
             )
             .map_err(backend)?
             .query_row(params![digest.as_slice()], |r| {
@@ -1035,10 +1088,33 @@ impl Store for SqliteStore {
                     org_id: r.get(0)?,
                     user_id: r.get(1)?,
                     expires_ms: r.get(2)?,
+                    authenticated_ms: r.get(3)?,
                 })
             })
             .optional()
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn reauthenticate_session(
+        &self,
+        digest: [u8; 32],
+        password_hash: &str,
+        now_ms: Millis,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_string();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE sessions SET authenticated_ms = ?3 WHERE token_hash = ?1 AND credential_generation = \
+                     (SELECT credential_generation FROM users WHERE id = sessions.user_id AND state = 'ENABLED' \
+                      AND password_hash = ?2)",
+                )
+                .map_err(backend)?
+                .execute(params![digest.as_slice(), password_hash, now_ms])
+                .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

@@ -15,12 +15,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EpochSeconds, Organization, User};
+use crate::client::ClientAddr;
+use crate::domain::EpochSeconds;
 use crate::ops::PatSummary;
 use crate::ops::validate;
 use crate::protocol::read_body;
+use crate::redact;
 use crate::server::Shared;
-use crate::tokens::{self, SelfServiceError};
+use crate::throttle::Limited;
+use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
 mod page;
 pub mod session;
@@ -62,6 +65,8 @@ pub struct WebError {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// `Retry-After` seconds (throttled answers).
+    retry_after: Option<u64>,
 }
 
 impl WebError {
@@ -70,6 +75,20 @@ impl WebError {
             status,
             kind,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The answer while a user or address must slow down: the same for existing and unknown users, with the
+    /// real time until an attempt can succeed again.
+    pub(crate) fn throttled(limited: Limited) -> Self {
+        Self {
+            retry_after: Some(limited.retry_after_secs()),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "Too many failed attempts; try again later",
+            )
         }
     }
 
@@ -107,6 +126,15 @@ impl From<SelfServiceError> for WebError {
             SelfServiceError::NotFound(m) => {
                 WebError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", m)
             }
+            SelfServiceError::ReauthenticationRequired => WebError::new(
+                StatusCode::UNAUTHORIZED,
+                "ReauthenticationRequiredException",
+                "Enter your password again (field Password) to create a token",
+            ),
+            SelfServiceError::SessionEnded => {
+                WebError::unauthorized("The session is invalid or has expired")
+            }
+            SelfServiceError::Limited(l) => WebError::throttled(l),
             SelfServiceError::Internal(e) => WebError::from(e),
         }
     }
@@ -149,6 +177,11 @@ impl IntoResponse for WebError {
         )
             .into_response();
         no_store(response.headers_mut());
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -237,7 +270,7 @@ async fn signed_in(
     shared: &Shared,
     headers: &HeaderMap,
     intent: Intent,
-) -> Result<(Organization, User), WebError> {
+) -> Result<SessionUser, WebError> {
     let Some(token) = session_token(shared, headers, intent)? else {
         return Err(WebError::unauthorized("Sign in first"));
     };
@@ -263,10 +296,11 @@ struct SignInOutput<'a> {
 }
 
 const SIGN_IN_FAILED: &str = "Invalid organization, username or password";
+const REAUTH_FAILED: &str = "The password is not correct";
 
 /// `POST /webapp/api/sessions`: every failure is the same 401.
 pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let ip = peer_ip(&request);
+    let client = client_ip(&request);
     let input: SignInInput = match json_body(&shared, request).await {
         Ok(i) => i,
         Err(_) => return WebError::unauthorized(SIGN_IN_FAILED).into_response(),
@@ -279,13 +313,10 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
     if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
         return WebError::unauthorized(SIGN_IN_FAILED).into_response();
     }
-    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
-        tracing::warn!(event = "sign_in", organization_id = %org_id, outcome = "throttled");
-        return too_many_attempts();
-    }
-    match tokens::sign_in(&shared.app, &org_id, &username, &password, ip).await {
-        Ok(Some(s)) => {
-            tracing::info!(event = "sign_in", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
+    let org_log = redact::identifier(&org_id);
+    match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
+        Ok(Outcome::Done(s)) => {
+            tracing::info!(event = "sign_in", organization_id = %org_log, user_id = %s.user_id, outcome = "success");
             json_response(
                 StatusCode::OK,
                 &SignInOutput {
@@ -295,9 +326,13 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
                 },
             )
         }
-        Ok(None) => {
-            tracing::info!(event = "sign_in", organization_id = %org_id, outcome = "failure");
+        Ok(Outcome::Refused) => {
+            tracing::info!(event = "sign_in", organization_id = %org_log, outcome = "failure");
             WebError::unauthorized(SIGN_IN_FAILED).into_response()
+        }
+        Ok(Outcome::Limited(l)) => {
+            tracing::warn!(event = "sign_in", organization_id = %org_log, outcome = "throttled");
+            WebError::throttled(l).into_response()
         }
         Err(e) => WebError::from(e).into_response(),
     }
@@ -329,6 +364,9 @@ pub async fn delete_session(State(shared): State<Arc<Shared>>, headers: HeaderMa
 struct CreateTokenInput {
     name: Option<String>,
     scopes: Option<Vec<String>>,
+    /// The user's password, needed when the session's last password entry is older than the re-authentication
+    /// age (`ReauthenticationRequiredException` says so).
+    password: Option<String>,
 }
 
 /// The one-time answer to a token creation (also printed by `workmail-pat token create`).
@@ -361,12 +399,33 @@ pub async fn create_token(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, request.headers(), Intent::Change).await?;
+    let client = client_ip(&request);
+    let mut session = signed_in(&shared, request.headers(), Intent::Change).await?;
     let input: CreateTokenInput = json_body(&shared, request).await?;
     let name = input
         .name
         .ok_or_else(|| WebError::invalid("Name is required"))?;
-    let created = tokens::create_token(&shared.app, &org, &user, &name, input.scopes).await?;
+    if let Some(password) = input.password.filter(|_| {
+        tokens::needs_reauthentication(&shared.app, &session, shared.app.clock.now_ms())
+    }) {
+        if password.len() > 1024 {
+            return Err(WebError::unauthorized(REAUTH_FAILED));
+        }
+        match tokens::reauthenticate(&shared.app, &session, &password, client).await? {
+            Outcome::Done(()) => session.authenticated_ms = shared.app.clock.now_ms(),
+            Outcome::Refused => return Err(WebError::unauthorized(REAUTH_FAILED)),
+            Outcome::Limited(l) => return Err(WebError::throttled(l)),
+        }
+    }
+    let created = tokens::create_token(
+        &shared.app,
+        &session.org,
+        &session.user,
+        tokens::Requester::Session(&session),
+        &name,
+        input.scopes,
+    )
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &CreatedTokenOutput::from(&created),
@@ -387,7 +446,7 @@ pub async fn list_tokens(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, &headers, Intent::Read).await?;
+    let SessionUser { org, user, .. } = signed_in(&shared, &headers, Intent::Read).await?;
     tokens::ensure_self_service(&shared.app, &org, &user).await?;
     let rows = shared
         .app
@@ -408,7 +467,7 @@ pub async fn delete_token(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let (org, user) = signed_in(&shared, &headers, Intent::Change).await?;
+    let SessionUser { org, user, .. } = signed_in(&shared, &headers, Intent::Change).await?;
     tokens::ensure_self_service(&shared.app, &org, &user).await?;
     let not_found = || {
         WebError::new(
@@ -446,7 +505,8 @@ struct VerifyInput {
     username: Option<String>,
     token: Option<String>,
     scope: Option<String>,
-    /// The mail client's address as the mail server saw it (for per-IP limits and the audit log).
+    /// The mail client's address as the mail server saw it (for the per-address limits and the audit log).
+    /// Believed only from a trusted proxy or a caller holding the verifier key.
     remote_ip: Option<String>,
 }
 
@@ -459,41 +519,54 @@ struct VerifyOutput<'a> {
 
 const VERIFY_FAILED: &str = "Invalid credentials";
 
-/// The client's address, from the connection.
-pub(crate) fn peer_ip(request: &Request) -> Option<std::net::IpAddr> {
+/// The client's address as far as it can be trusted (see [`crate::client`]).
+pub(crate) fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
     request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ClientAddr>()
+        .map(|c| c.client)
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
-/// The answer while a user or IP must slow down: the same for existing and unknown users.
-pub(crate) fn too_many_attempts() -> Response {
-    let mut response = WebError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "ThrottlingException",
-        "Too many failed attempts; try again later",
+/// Whether the caller of `/auth/v1/verify` presented the configured verifier key (`Authorization: Bearer KEY`).
+/// `None` when no key is configured.
+fn verifier_authenticated(shared: &Shared, headers: &HeaderMap) -> Option<bool> {
+    use subtle::ConstantTimeEq;
+    let expected = shared.app.settings.verifier_key.as_ref()?;
+    let presented = bearer(headers).unwrap_or("");
+    Some(
+        presented.len() == expected.len()
+            && bool::from(presented.as_bytes().ct_eq(expected.as_bytes())),
     )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-    response
 }
 
 /// `POST /auth/v1/verify`: 200 for a valid token of that user, one uniform 401 for everything else.
 pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let fail = || WebError::unauthorized(VERIFY_FAILED).into_response();
-    let peer = peer_ip(&request);
+    let addr = request.extensions().get::<ClientAddr>().copied();
+    let authenticated = verifier_authenticated(&shared, request.headers());
+    if authenticated == Some(false) {
+        // A misconfigured or foreign caller, not a wrong password: 403, which the Dovecot passdb reports as an
+        // internal failure (a temporary error for the mail client) rather than as bad credentials.
+        tracing::warn!(
+            event = "token_verification_refused",
+            reason = "missing or wrong verifier key"
+        );
+        return WebError::new(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "The verifier key is missing or wrong",
+        )
+        .into_response();
+    }
     let Ok(input) = json_body::<VerifyInput>(&shared, request).await else {
         return fail();
     };
-    let remote_ip = input
-        .remote_ip
-        .as_deref()
-        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
     let (Some(org_id), Some(username), Some(token)) =
         (input.organization_id, input.username, input.token)
     else {
@@ -506,24 +579,28 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     {
         return fail();
     }
-    // The mail client's address as the mail server reports it, else the caller's own.
-    let ip = remote_ip.parse::<std::net::IpAddr>().ok().or(peer);
-    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
-        tracing::warn!(event = "token_verification_failed", organization_id = %org_id, remote_ip = %remote_ip, reason = "throttled");
-        return too_many_attempts();
-    }
-    match tokens::verify(
-        &shared.app,
-        &org_id,
-        &username,
-        &token,
-        input.scope.as_deref(),
-        ip,
-    )
-    .await
-    {
-        Ok(Some(v)) => {
-            tracing::info!(event = "token_used", organization_id = %org_id, user_id = %v.user_id, token_id = %v.token_id, remote_ip = %remote_ip);
+    // The mail client's address as the mail server reports it, only from callers whose word counts; else the
+    // client address of the request itself.
+    let reporter_trusted = authenticated == Some(true)
+        || addr.is_some_and(|a| a.peer_trusted(&shared.app.settings.trusted_proxies));
+    let reported = input
+        .remote_ip
+        .as_deref()
+        .filter(|_| reporter_trusted)
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+    let client = reported.or(addr.map(|a| a.client));
+    let remote_ip = client.map(|ip| ip.to_string()).unwrap_or_default();
+    let org_log = redact::identifier(&org_id);
+    let request = tokens::VerifyRequest {
+        org_id: &org_id,
+        username: &username,
+        token: &token,
+        scope: input.scope.as_deref(),
+        client,
+    };
+    match tokens::verify(&shared.app, &request).await {
+        Ok(Outcome::Done(v)) => {
+            tracing::info!(event = "token_used", organization_id = %org_log, user_id = %v.user_id, token_id = %v.token_id, remote_ip = %remote_ip);
             json_response(
                 StatusCode::OK,
                 &VerifyOutput {
@@ -532,9 +609,13 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 },
             )
         }
-        Ok(None) => {
-            tracing::info!(event = "token_verification_failed", organization_id = %org_id, remote_ip = %remote_ip);
+        Ok(Outcome::Refused) => {
+            tracing::info!(event = "token_verification_failed", organization_id = %org_log, remote_ip = %remote_ip);
             fail()
+        }
+        Ok(Outcome::Limited(l)) => {
+            tracing::warn!(event = "token_verification_failed", organization_id = %org_log, remote_ip = %remote_ip, reason = "throttled");
+            WebError::throttled(l).into_response()
         }
         Err(e) => WebError::from(e).into_response(),
     }

@@ -9,11 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::Markup;
 
-use crate::domain::{Organization, PersonalAccessToken, User};
+use crate::domain::PersonalAccessToken;
 use crate::ops::validate;
 use crate::protocol::read_body;
+use crate::redact;
 use crate::server::Shared;
-use crate::tokens::{self, SelfServiceError};
+use crate::throttle::Limited;
+use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
 use super::session::{self, CSRF_FIELD};
 use super::views::{self, Dashboard, Viewer};
@@ -91,8 +93,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 /// A signed-in browser: the session token (needed for its CSRF token) and who it belongs to.
 struct Browser {
     token: String,
-    org: Organization,
-    user: User,
+    session: SessionUser,
 }
 
 impl Browser {
@@ -101,7 +102,11 @@ impl Browser {
     }
 
     fn display(&self) -> &str {
-        self.user.email.as_deref().unwrap_or(&self.user.name)
+        self.session
+            .user
+            .email
+            .as_deref()
+            .unwrap_or(&self.session.user.name)
     }
 }
 
@@ -110,7 +115,7 @@ async fn browser(shared: &Shared, headers: &HeaderMap) -> Result<Option<Browser>
         return Ok(None);
     };
     match tokens::session_user(&shared.app, &token).await {
-        Ok(Some((org, user))) => Ok(Some(Browser { token, org, user })),
+        Ok(Some(session)) => Ok(Some(Browser { token, session })),
         Ok(None) => Ok(None),
         Err(e) => Err(internal(e)),
     }
@@ -172,17 +177,23 @@ async fn dashboard(
     status: StatusCode,
     x: DashExtras<'_>,
 ) -> Response {
-    let availability = match tokens::ensure_self_service(&shared.app, &b.org, &b.user).await {
-        Ok(()) => Ok(()),
-        Err(SelfServiceError::Forbidden(m)) => Err(m),
-        Err(SelfServiceError::Internal(e)) => return internal(e),
-        Err(SelfServiceError::Invalid(m) | SelfServiceError::NotFound(m)) => return internal(m),
-    };
+    let availability =
+        match tokens::ensure_self_service(&shared.app, &b.session.org, &b.session.user).await {
+            Ok(()) => Ok(()),
+            Err(SelfServiceError::Forbidden(m)) => Err(m),
+            Err(SelfServiceError::Internal(e)) => return internal(e),
+            Err(other) => return internal(format!("{other:?}")),
+        };
     let tokens = if availability.is_ok() {
         match shared
             .app
             .store
-            .list_personal_access_tokens(&b.org.id, Some(&b.user.id), None, MAX_OWN_TOKENS)
+            .list_personal_access_tokens(
+                &b.session.org.id,
+                Some(&b.session.user.id),
+                None,
+                MAX_OWN_TOKENS,
+            )
             .await
         {
             Ok(t) => t,
@@ -213,6 +224,11 @@ async fn dashboard(
         error: x.error,
         notice: x.notice,
         name_value: x.name_value,
+        reauthenticate: tokens::needs_reauthentication(
+            &shared.app,
+            &b.session,
+            shared.app.clock.now_ms(),
+        ),
     };
     page(status, views::dashboard(&view))
 }
@@ -295,7 +311,7 @@ async fn authorized_form(
         return Err(see_other("/webapp/?notice=expired"));
     };
     if !session::csrf_ok(&shared.app.pepper, &b.token, form.get(CSRF_FIELD)) {
-        tracing::warn!(event = "csrf_refused", organization_id = %b.org.id, user_id = %b.user.id);
+        tracing::warn!(event = "csrf_refused", organization_id = %b.session.org.id, user_id = %b.session.user.id);
         return Err(page(
             StatusCode::FORBIDDEN,
             views::message(
@@ -310,7 +326,7 @@ async fn authorized_form(
 
 /// `POST /webapp/sign-in`
 pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let ip = super::peer_ip(&request);
+    let client = super::client_ip(&request);
     let (headers, form) = match read_form(&shared, request).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -340,21 +356,9 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
     {
         return refuse(&org_id, &username);
     }
-    if tokens::attempts_limited(&shared.app, &org_id, &username, ip) {
-        tracing::warn!(event = "sign_in", via = "page", organization_id = %org_id, outcome = "throttled");
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            views::sign_in(
-                Some("Too many failed attempts. Wait a few minutes and try again."),
-                None,
-                "",
-                "",
-            ),
-        );
-    }
-    match tokens::sign_in(&shared.app, &org_id, &username, &password, ip).await {
-        Ok(Some(s)) => {
-            tracing::info!(event = "sign_in", via = "page", organization_id = %org_id, user_id = %s.user_id, outcome = "success");
+    match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
+        Ok(Outcome::Done(s)) => {
+            tracing::info!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), user_id = %s.user_id, outcome = "success");
             let https = session::is_https(&headers, shared.app.settings.secure_cookies);
             let max_age = (s.expires_ms - shared.app.clock.now_ms()) / 1000;
             let mut response = see_other("/webapp/");
@@ -366,9 +370,21 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
                 None => internal("session token is not a valid cookie value"),
             }
         }
-        Ok(None) => {
-            tracing::info!(event = "sign_in", via = "page", organization_id = %org_id, outcome = "failure");
+        Ok(Outcome::Refused) => {
+            tracing::info!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), outcome = "failure");
             refuse(&org_id, &username)
+        }
+        Ok(Outcome::Limited(l)) => {
+            tracing::warn!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), outcome = "throttled");
+            throttled(
+                l,
+                views::sign_in(
+                    Some("Too many failed attempts. Wait a few minutes and try again."),
+                    None,
+                    "",
+                    "",
+                ),
+            )
         }
         Err(e) => internal(e),
     }
@@ -396,7 +412,8 @@ pub async fn sign_out(State(shared): State<Arc<Shared>>, request: Request) -> Re
 /// `POST /webapp/tokens`: creates a token and shows its secret in this one response (never in a URL or a
 /// redirect target, never stored in the browser).
 pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let (_headers, form, b) = match authorized_form(&shared, request).await {
+    let client = super::client_ip(&request);
+    let (_headers, form, mut b) = match authorized_form(&shared, request).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -408,7 +425,38 @@ pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     if scopes.is_empty() {
         return create_refused(&shared, &b, "Choose at least one scope.", &name, &scopes).await;
     }
-    match tokens::create_token(&shared.app, &b.org, &b.user, &name, Some(scopes.clone())).await {
+    if tokens::needs_reauthentication(&shared.app, &b.session, shared.app.clock.now_ms()) {
+        let password = zeroize::Zeroizing::new(form.get("password").unwrap_or("").to_string());
+        if password.is_empty() || password.len() > 1024 {
+            let message = "Enter your password to create a token.";
+            return create_refused(&shared, &b, message, &name, &scopes).await;
+        }
+        match tokens::reauthenticate(&shared.app, &b.session, &password, client).await {
+            Ok(Outcome::Done(())) => b.session.authenticated_ms = shared.app.clock.now_ms(),
+            Ok(Outcome::Refused) => {
+                let message = "The password is not correct. The token was not created.";
+                return create_refused(&shared, &b, message, &name, &scopes).await;
+            }
+            Ok(Outcome::Limited(l)) => {
+                let message = "Too many failed attempts. Wait a few minutes and try again.";
+                let refused = create_refused(&shared, &b, message, &name, &scopes).await;
+                return with_retry_after(refused, StatusCode::TOO_MANY_REQUESTS, l);
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    let requester = tokens::Requester::Session(&b.session);
+    let (org, user) = (&b.session.org, &b.session.user);
+    match tokens::create_token(
+        &shared.app,
+        org,
+        user,
+        requester,
+        &name,
+        Some(scopes.clone()),
+    )
+    .await
+    {
         Ok(created) => {
             dashboard(
                 &shared,
@@ -432,9 +480,37 @@ pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             // The availability box explains why.
             dashboard(&shared, &b, StatusCode::FORBIDDEN, DashExtras::default()).await
         }
+        Err(SelfServiceError::ReauthenticationRequired) => {
+            let message = "Enter your password to create a token.";
+            create_refused(&shared, &b, message, &name, &scopes).await
+        }
+        Err(SelfServiceError::SessionEnded) => see_other("/webapp/?notice=expired"),
+        Err(SelfServiceError::Limited(l)) => with_retry_after(
+            create_refused(&shared, &b, "Too many attempts.", &name, &scopes).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            l,
+        ),
         Err(SelfServiceError::NotFound(m)) => internal(m),
         Err(SelfServiceError::Internal(e)) => internal(e),
     }
+}
+
+/// A throttled page: 429 with the real time until an attempt can succeed again.
+fn throttled(limited: Limited, markup: Markup) -> Response {
+    with_retry_after(
+        page(StatusCode::OK, markup),
+        StatusCode::TOO_MANY_REQUESTS,
+        limited,
+    )
+}
+
+fn with_retry_after(mut response: Response, status: StatusCode, limited: Limited) -> Response {
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(limited.retry_after_secs()),
+    );
+    response
 }
 
 /// The page again after a refused create, with the user's input kept and the reason shown.
@@ -469,13 +545,13 @@ pub async fn revoke(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match tokens::ensure_self_service(&shared.app, &b.org, &b.user).await {
+    match tokens::ensure_self_service(&shared.app, &b.session.org, &b.session.user).await {
         Ok(()) => {}
         Err(SelfServiceError::Forbidden(_)) => {
             return dashboard(&shared, &b, StatusCode::FORBIDDEN, DashExtras::default()).await;
         }
         Err(SelfServiceError::Internal(e)) => return internal(e),
-        Err(SelfServiceError::Invalid(m) | SelfServiceError::NotFound(m)) => return internal(m),
+        Err(other) => return internal(format!("{other:?}")),
     }
     let token = own_token(&shared, &b, &id).await;
     let token = match token {
@@ -505,11 +581,11 @@ pub async fn revoke(
     match shared
         .app
         .store
-        .delete_personal_access_token(&b.org.id, &token.id)
+        .delete_personal_access_token(&b.session.org.id, &token.id)
         .await
     {
         Ok(_) => {
-            tracing::info!(event = "token_deleted", via = "page", organization_id = %b.org.id, user_id = %b.user.id, token_id = %token.id);
+            tracing::info!(event = "token_deleted", via = "page", organization_id = %b.session.org.id, user_id = %b.session.user.id, token_id = %token.id);
             see_other("/webapp/?notice=revoked")
         }
         Err(e) => internal(e),
@@ -528,10 +604,10 @@ async fn own_token(
     match shared
         .app
         .store
-        .get_personal_access_token(&b.org.id, id)
+        .get_personal_access_token(&b.session.org.id, id)
         .await
     {
-        Ok(Some(t)) if t.user_id == b.user.id => Ok(Some(t)),
+        Ok(Some(t)) if t.user_id == b.session.user.id => Ok(Some(t)),
         Ok(_) => Ok(None),
         Err(e) => Err(internal(e)),
     }

@@ -115,6 +115,8 @@ pub struct Dashboard<'a> {
     pub notice: Option<&'a str>,
     /// The Name field's value after a refused create.
     pub name_value: &'a str,
+    /// The session's password entry is old: creating a token asks for the password again.
+    pub reauthenticate: bool,
 }
 
 pub fn dashboard(d: &Dashboard<'_>) -> Markup {
@@ -173,6 +175,16 @@ pub fn dashboard(d: &Dashboard<'_>) -> Markup {
                                         " " (s)
                                     }
                                 }
+                            }
+                        }
+                        @if d.reauthenticate {
+                            div.field {
+                                label for="current-password" { "Your password" }
+                                input id="current-password" name="password" type="password" required
+                                    autocomplete="current-password" maxlength="1024"
+                                    aria-describedby="current-password-help";
+                                p.help id="current-password-help" {
+                                    "You signed in a while ago: confirm it is you before creating a token." }
                             }
                         }
                         button.primary type="submit" { "Create" }

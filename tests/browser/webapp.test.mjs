@@ -97,7 +97,7 @@ async function verify(org, username, token) {
   const res = await fetch(`${base}/auth/v1/verify`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ OrganizationId: org, Username: username, Token: token }),
+    body: JSON.stringify({ OrganizationId: org, Username: username, Token: token, Scope: "IMAP" }),
   });
   return { status: res.status, body: await res.json() };
 }

@@ -50,6 +50,14 @@ if not (os.path.exists(DOVECOT) and LUA_PLUGIN.exists() and SUBMISSION.exists())
         )
     pytest.skip("dovecot with the Lua auth plugin is not installed", allow_module_level=True)
 
+# The mail server authenticates to /auth/v1/verify with a shared key (--verifier-key-file), which is what lets the
+# server believe the client address Dovecot reports. Test-only: world-readable so every auth process can read it.
+VERIFIER_KEY_DIR = Path(tempfile.mkdtemp(prefix="wm-dovecot-key-"))
+VERIFIER_KEY_DIR.chmod(0o755)
+VERIFIER_KEY_FILE = VERIFIER_KEY_DIR / "verifier-key"
+VERIFIER_KEY_FILE.write_text(secrets.token_hex(32) + "\n")
+VERIFIER_KEY_FILE.chmod(0o644)
+
 # imaplib has no ID command (RFC 2971); register it so _simple_command accepts it before LOGIN.
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 
@@ -108,7 +116,10 @@ class StubRelay:
 class Dovecot:
     """One private Dovecot instance: own base_dir, config and log in a temp dir, IMAP on a loopback high port."""
 
-    def __init__(self, verify_url: str, org_id: str, extra_env: str = "", extra_conf: str = ""):
+    def __init__(self, verify_url: str, org_id: str, extra_env: str = "", extra_conf: str = "",
+                 verifier_key_file: Path | None = VERIFIER_KEY_FILE):
+        if verifier_key_file is not None:
+            extra_env = f" WORKMAIL_PAT_VERIFIER_KEY_FILE={verifier_key_file}{extra_env}"
         # World-traversable: the auth and mail processes run as unprivileged users and must read the Lua script.
         self.dir = Path(tempfile.mkdtemp(prefix="wm-dovecot-"))
         self.dir.chmod(0o755)
@@ -285,7 +296,8 @@ service submission-login {{
 @pytest.fixture(scope="module")
 def server():
     workdir = Path(tempfile.mkdtemp(prefix="wm-dovecot-server-"))
-    srv = h.ServerProcess(workdir, name="dovecot-backend").start()
+    srv = h.ServerProcess(workdir, name="dovecot-backend",
+                          extra_args=["--verifier-key-file", str(VERIFIER_KEY_FILE)]).start()
     yield srv
     rc = srv.stop()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -344,6 +356,17 @@ def test_client_ip_reaches_the_service_as_remote_ip(server, org, dovecot):
             return
         time.sleep(0.1)
     pytest.fail(f"no token_used event with {needle} in the server log; lines for the token: {lines}")
+
+
+def test_defect_03_a_mail_server_without_the_verifier_key_is_refused(server, org):
+    """The server requires the verifier key: a Dovecot without it (or any other caller) cannot verify tokens, and
+    the user sees a temporary failure rather than a wrong password."""
+    pat = org.users["alice"].create_pat()
+    d = Dovecot(server.url, org.org_id, verifier_key_file=None).start()
+    try:
+        d.assert_login_refused("alice", pat["Token"], code=TEMP_FAILURE)
+    finally:
+        d.stop()
 
 
 def test_wrong_token_and_directory_password_fail(org, dovecot):

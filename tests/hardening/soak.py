@@ -147,11 +147,13 @@ def worker(host, port, org, user, session, deadline, stats: Stats, seed: int):
         elif r < 0.85:
             if mine and rng.random() < 0.7:
                 _, secret = rng.choice(mine)
-                s, b = c.web("POST", "/auth/v1/verify", {"OrganizationId": org, "Username": user, "Token": secret})
+                s, b = c.web("POST", "/auth/v1/verify", {"OrganizationId": org, "Username": user, "Token": secret,
+                                                        "Scope": "IMAP"})
                 expect("verify", s, 200, b)
             else:
                 s, b = c.web("POST", "/auth/v1/verify",
-                             {"OrganizationId": org, "Username": user, "Token": "wmpat_" + uuid.uuid4().hex})
+                             {"OrganizationId": org, "Username": user, "Token": "wmpat_" + uuid.uuid4().hex,
+                              "Scope": "IMAP"})
                 expect("verify-bad", s, 401, b)
         else:
             kind = rng.randrange(4)

@@ -17,6 +17,8 @@ def strict(tmp_path_factory):
             "--api-rate", "20", "--api-burst", "40",
             "--user-failures", "5", "--user-failure-window", "2",
             "--ip-failures", "30", "--ip-failure-window", "60",
+            # The tests play the mail server on 127.0.0.1, whose RemoteIp is believed only when it is trusted.
+            "--trusted-proxy", "127.0.0.1",
         ],
     ).start()
     yield srv
@@ -87,16 +89,19 @@ def test_per_ip_window_uses_the_mail_clients_address(strict):
     statuses = []
     for i in range(31):
         r = webapp(strict.url, "POST", "/auth/v1/verify",
-                   {"OrganizationId": org.org_id, "Username": f"user{i}", "Token": "wmpat_x", "RemoteIp": attacker})
+                   {"OrganizationId": org.org_id, "Username": f"user{i}", "Token": "wmpat_x", "Scope": "IMAP",
+                    "RemoteIp": attacker})
         statuses.append(r.status)
     assert statuses[:30] == [401] * 30
     assert statuses[30] == 429
     r = webapp(strict.url, "POST", "/auth/v1/verify",
-               {"OrganizationId": org.org_id, "Username": "dave", "Token": token, "RemoteIp": attacker})
+               {"OrganizationId": org.org_id, "Username": "dave", "Token": token, "Scope": "IMAP",
+                "RemoteIp": attacker})
     assert r.status == 429
     # The same user from another address still works.
     r = webapp(strict.url, "POST", "/auth/v1/verify",
-               {"OrganizationId": org.org_id, "Username": "dave", "Token": token, "RemoteIp": "203.0.113.9"})
+               {"OrganizationId": org.org_id, "Username": "dave", "Token": token, "Scope": "IMAP",
+                "RemoteIp": "203.0.113.9"})
     assert r.status == 200
 
 

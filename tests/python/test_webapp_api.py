@@ -183,10 +183,12 @@ def test_create_forbidden_for_disabled_user(url):
 def test_verify_success_and_scopes(url, env):
     alice = env.users["alice"]
     t = alice.create_pat(name="scoped")  # default IMAP, SMTP
-    for scope in (None, "IMAP", "SMTP"):
+    for scope in ("IMAP", "SMTP"):
         r = alice.verify(t["Token"], scope=scope)
         assert r.status == 200, (scope, r)
         assert r.json() == {"UserId": alice.user_id, "PersonalAccessTokenId": t["PersonalAccessTokenId"]}
+    # Without a Scope any token would pass: refused (issue 12, defect 12; see test_trust_limits.py).
+    assert_verify_401(alice.verify(t["Token"], scope=None))
     r = alice.verify(t["Token"], username=alice.email)
     assert r.status == 200, r
     assert_verify_401(alice.verify(t["Token"], scope="EWS"))
