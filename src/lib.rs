@@ -18,7 +18,8 @@
 //! - [`tokens`]: sign-in, token creation and verification shared by the web API and the CLI.
 //! - [`seed`]: seed files, synthetic stores and dumps.
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
-//! - [`secrets`]: keys, PAT secrets, session tokens and password hashes.
+//! - [`secrets`]: keys, PAT secrets, session tokens and password hashes; [`private_files`]: files holding them are
+//!   created 0600.
 //! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
 //!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
 //! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
@@ -37,6 +38,7 @@ pub mod error;
 pub mod ids;
 pub mod ops;
 pub mod pagination;
+pub mod private_files;
 pub mod protocol;
 pub mod secrets;
 pub mod seed;
