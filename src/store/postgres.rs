@@ -53,6 +53,8 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// Bound on connecting, on waiting for a pooled connection and (doubled) on one whole store operation.
     pub timeout: Duration,
+    /// A file holding the password, used when the URL has none (see [`super::credentials::apply_password`]).
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -60,6 +62,7 @@ impl Default for PostgresOptions {
         Self {
             pool_size: 16,
             timeout: Duration::from_secs(5),
+            password_file: None,
         }
     }
 }
@@ -160,10 +163,14 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("no database connection: {e}"))
 }
 
-/// Parses a `postgres://` URL and applies the timeouts that keep a dead server from hanging us.
-fn parse_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+/// Parses a `postgres://` URL, finds its password (URL, password file, `PGPASSWORD`, `PGPASSFILE`) and applies the
+/// timeouts that keep a dead server from hanging us.
+fn parse_config(
+    url: &str,
+    timeout: Duration,
+    password_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config = config_with_password(url, password_file).map_err(StoreError::Backend)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(timeout);
     }
@@ -176,6 +183,20 @@ fn parse_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, 
     Ok(config)
 }
 
+/// Parses a `postgres://` URL and gives it a password from the other sources when it has none. Errors never quote
+/// the URL (tokio-postgres' parse errors name only the option).
+pub fn config_with_password(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres::Config, String> {
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| format!("invalid PostgreSQL URL {}: {e}", super::redact_url(url)))?;
+    if let Some(warning) = super::credentials::apply_password(&mut config, password_file)? {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
 impl PostgresStore {
     /// Connects (retrying for a while: a database that is still starting is common when services start together),
     /// applies pending migrations under an advisory lock, and builds the pool.
@@ -183,7 +204,7 @@ impl PostgresStore {
     /// Synchronous like [`super::open`]: the migration runs on a helper thread with its own small runtime, so this
     /// works from inside any runtime (current-thread or multi-thread) without blocking its scheduler's I/O.
     pub fn open(url: &str, options: &PostgresOptions) -> Result<Self, StoreError> {
-        let config = parse_config(url, options.timeout)?;
+        let config = parse_config(url, options.timeout, options.password_file.as_deref())?;
         let migrate_config = config.clone();
         let startup = options.timeout * 2;
         std::thread::spawn(move || {
