@@ -159,6 +159,13 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether a lookup key can match no row because it holds U+0000. PostgreSQL `text` cannot hold that character and
+/// fails the whole statement when one is bound (SQLSTATE 22021), while no stored value contains one (validation
+/// refuses it in every written string): the lookup answers "nothing" without asking, exactly as SQLite does.
+fn unmatchable(keys: &[&str]) -> bool {
+    keys.iter().any(|k| k.contains('\0'))
+}
+
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("no database connection: {e}"))
 }
@@ -569,6 +576,9 @@ impl Store for PostgresStore {
         partition: &Partition,
         id: &str,
     ) -> Result<Option<Organization>, StoreError> {
+        if unmatchable(&[id, &partition.account, &partition.region]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -583,6 +593,9 @@ impl Store for PostgresStore {
     }
 
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
+        if unmatchable(&[id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -604,6 +617,9 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        if unmatchable(&[&partition.account, &partition.region]) {
+            return Ok(Vec::new());
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -642,6 +658,9 @@ impl Store for PostgresStore {
     }
 
     async fn count_enabled_users(&self, org_id: &str) -> Result<u64, StoreError> {
+        if unmatchable(&[org_id]) {
+            return Ok(0);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(
@@ -660,6 +679,9 @@ impl Store for PostgresStore {
         token: &str,
         now_ms: Millis,
     ) -> Result<Option<ClientTokenRecord>, StoreError> {
+        if unmatchable(&[&partition.account, &partition.region, operation, token]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c.prepare_cached(READ_CLIENT_TOKEN).await?;
             let row = c
@@ -750,6 +772,9 @@ impl Store for PostgresStore {
     }
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
+        if unmatchable(&[org_id, ident]) {
+            return Ok(None);
+        }
         let key = ident.to_ascii_lowercase();
         run!(self, true, |c| {
             // Order: exact id first, then a live user before a DELETED one, then the newest.
@@ -776,6 +801,16 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        let prefix = match filter {
+            UserFilter::UsernamePrefix(p)
+            | UserFilter::DisplayNamePrefix(p)
+            | UserFilter::PrimaryEmailPrefix(p)
+            | UserFilter::IdentityProviderUserIdPrefix(p) => p.as_str(),
+            UserFilter::None | UserFilter::State(_) => "",
+        };
+        if unmatchable(&[org_id, prefix]) {
+            return Ok(Vec::new());
+        }
         // SQLite's LIKE ignores ASCII case; ILIKE on "C"-collated columns does exactly that here.
         let (clause, arg): (&str, Option<String>) = match filter {
             UserFilter::None => ("$5::text IS NULL", None),
@@ -962,6 +997,9 @@ impl Store for PostgresStore {
         &self,
         org_id: &str,
     ) -> Result<Option<IdentityProviderConfiguration>, StoreError> {
+        if unmatchable(&[org_id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(
@@ -1037,6 +1075,9 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        if unmatchable(&[org_id, user_id.unwrap_or_default()]) {
+            return Ok(Vec::new());
+        }
         run!(self, true, |c| {
             // Two statements rather than `($2 IS NULL OR user_id = $2)`, so each uses its own index.
             let rows = if let Some(user_id) = user_id {
@@ -1066,6 +1107,9 @@ impl Store for PostgresStore {
         org_id: &str,
         id: &str,
     ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        if unmatchable(&[org_id, id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -1082,6 +1126,9 @@ impl Store for PostgresStore {
         org_id: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
+        if unmatchable(&[org_id, id]) {
+            return Ok(false);
+        }
         // Not retried on a lost connection: a retry after a committed delete would answer "not deleted".
         run!(self, false, |c| {
             let stmt = c
