@@ -21,7 +21,8 @@
 //! - [`redact`]: client-supplied identifiers made safe to log.
 //! - [`seed`]: seed files, synthetic stores and dumps.
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
-//! - [`secrets`]: keys, PAT secrets, session tokens and password hashes.
+//! - [`secrets`]: keys, PAT secrets, session tokens and password hashes; [`private_files`]: files holding them are
+//!   created 0600.
 //! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
 //!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
 //! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod ids;
 pub mod ops;
 pub mod pagination;
+pub mod private_files;
 pub mod protocol;
 pub mod redact;
 pub mod secrets;

@@ -56,7 +56,10 @@ impl Key32 {
     /// Reads the key from `path`, or creates the file with a fresh random key (mode 0600) when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::from_hex(&text).map_err(|e| format!("{}: {e}", path.display())),
+            Ok(text) => {
+                crate::private_files::warn_if_exposed(path, "key file");
+                Self::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::random();
                 write_private(path, &format!("{}\n", hex::encode(key.expose())))

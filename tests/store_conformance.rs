@@ -781,3 +781,127 @@ async fn verify_lookup_joins_owner_organization_and_configuration() {
         );
     }
 }
+
+/// Issue 12, defect 10: a lookup key holding U+0000 (which PostgreSQL `text` cannot even be bound with) matches
+/// nothing on every backend, instead of failing on one of them (a 500 for a sign-in with `"Username": "a\u0000"`).
+#[tokio::test]
+async fn test_defect_10_nul_in_lookup_keys_matches_nothing() {
+    for (url, s, _dir) in backends() {
+        let p = partition("111111111111");
+        let o = org(&p, "nul", 1000);
+        s.create_organization(o.clone(), None).await.unwrap();
+        let u = user(&o.id, "alice", 1000);
+        s.create_user(u.clone()).await.unwrap();
+        let t = pat(&o.id, &u.id, 1000);
+        s.insert_personal_access_token(t.clone(), digest(7))
+            .await
+            .unwrap();
+        let nul_org = format!("{}\0", o.id);
+        let nul_partition = Partition {
+            account: "111111111111\0".into(),
+            region: p.region.clone(),
+        };
+        assert!(
+            s.find_organization(&nul_org).await.unwrap().is_none(),
+            "{url}"
+        );
+        assert!(s.find_organization("\0").await.unwrap().is_none(), "{url}");
+        assert!(
+            s.get_organization(&p, &nul_org).await.unwrap().is_none(),
+            "{url}"
+        );
+        assert!(
+            s.get_organization(&nul_partition, &o.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}"
+        );
+        assert!(
+            s.list_organizations(&nul_partition, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{url}"
+        );
+        assert_eq!(s.count_enabled_users(&nul_org).await.unwrap(), 0, "{url}");
+        for ident in ["alice\0", "\0alice", "\0", &format!("{}\0", u.id)] {
+            assert!(
+                s.find_user(&o.id, ident).await.unwrap().is_none(),
+                "{url} {ident:?}"
+            );
+        }
+        assert!(
+            s.find_user(&nul_org, "alice").await.unwrap().is_none(),
+            "{url}"
+        );
+        for filter in [
+            UserFilter::UsernamePrefix("al\0".into()),
+            UserFilter::DisplayNamePrefix("\0".into()),
+            UserFilter::PrimaryEmailPrefix("a\0b".into()),
+            UserFilter::IdentityProviderUserIdPrefix("\0".into()),
+        ] {
+            assert!(
+                s.list_users(&o.id, &filter, None, 10)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{url} {filter:?}"
+            );
+        }
+        assert!(
+            s.list_users(&nul_org, &UserFilter::None, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{url}"
+        );
+        assert!(
+            s.get_identity_provider_configuration(&nul_org)
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}"
+        );
+        assert!(
+            s.list_personal_access_tokens(&o.id, Some("\0"), None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{url}"
+        );
+        let nul_pat = format!("{}\0", t.id);
+        assert!(
+            s.get_personal_access_token(&o.id, &nul_pat)
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}"
+        );
+        assert!(
+            !s.delete_personal_access_token(&o.id, &nul_pat)
+                .await
+                .unwrap(),
+            "{url}"
+        );
+        assert!(
+            s.get_client_token(&p, "CreateOrganization", "tok\0", 1000)
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}"
+        );
+        // The real keys still resolve (the guard refuses only what cannot match).
+        assert!(
+            s.find_user(&o.id, "alice").await.unwrap().is_some(),
+            "{url}"
+        );
+        assert!(
+            s.get_personal_access_token(&o.id, &t.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{url}"
+        );
+    }
+}

@@ -7,7 +7,6 @@
 //! the PostgreSQL side is filled with binary COPY inside one transaction: either everything arrives or nothing.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,6 +24,9 @@ pub struct MigrateArgs {
     /// database must not hold any workmail-pat data yet.
     #[arg(long, value_name = "postgres://...")]
     pub to: String,
+    /// A file holding the PostgreSQL password, used when the `--to` URL has none (as for `serve`).
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// No progress bar (a summary line is still printed).
     #[arg(long)]
     pub quiet: bool,
@@ -203,7 +205,7 @@ pub async fn run(args: MigrateArgs) -> Result<(), String> {
     if !crate::store::is_postgres_url(&args.to) {
         return Err(format!(
             "--to must be a postgres:// or postgresql:// URL, got {:?}",
-            args.to
+            crate::store::redact_url(&args.to)
         ));
     }
     let mut source = rusqlite::Connection::open_with_flags(
@@ -239,8 +241,10 @@ pub async fn run(args: MigrateArgs) -> Result<(), String> {
     }
     let total: i64 = counts.iter().sum();
 
-    let config = tokio_postgres::Config::from_str(&args.to)
-        .map_err(|e| format!("invalid PostgreSQL URL: {e}"))?;
+    let config = crate::store::postgres::config_with_password(
+        &args.to,
+        args.database_password_file.as_deref(),
+    )?;
     crate::store::postgres::migrate(&config)
         .await
         .map_err(|e| format!("cannot prepare the PostgreSQL schema: {e}"))?;

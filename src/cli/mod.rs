@@ -73,12 +73,19 @@ pub enum LogFormat {
 pub struct StoreArgs {
     /// Database URL: `sqlite:PATH` (created if missing), `sqlite::memory:`, or `postgres://USER@HOST[:PORT]/DB`
     /// (schema created or migrated at start; needs `--token-key-file` and `--pepper-file`).
+    /// The URL is never logged or shown as given (its password is masked); prefer `--database-password-file`.
     #[arg(
         long,
         env = "WORKMAIL_PAT_DATABASE",
+        hide_env_values = true,
         default_value = "sqlite:workmail-pat.db"
     )]
     pub database: String,
+    /// PostgreSQL only: a file holding the database password (one trailing newline is ignored), used when the URL
+    /// has none. Without either, `PGPASSWORD` and then the libpq password file (`PGPASSFILE`, default `~/.pgpass`)
+    /// are used, as libpq does.
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
     /// File with the NextToken key (64 hex characters). Default: `<database file>.token-key`, created on first
     /// start. Replicas must share it.
     #[arg(long, env = "WORKMAIL_PAT_TOKEN_KEY_FILE")]
@@ -106,6 +113,7 @@ impl StoreArgs {
             &crate::store::postgres::PostgresOptions {
                 pool_size: self.database_pool_size as usize,
                 timeout: Duration::from_secs(self.database_timeout),
+                password_file: self.database_password_file.clone(),
             },
         )
     }
@@ -526,7 +534,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = writeln!(out, "listening on http://{local}");
         let _ = out.flush();
     }
-    tracing::info!(address = %local, database = %args.store.database, "listening");
+    tracing::info!(address = %local, database = %crate::store::redact_url(&args.store.database), "listening");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(listener, shared, async {

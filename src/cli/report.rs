@@ -31,8 +31,11 @@ pub enum ReportFormat {
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// Database URL; the database must already exist.
-    #[arg(long, env = "WORKMAIL_PAT_DATABASE")]
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE", hide_env_values = true)]
     pub database: String,
+    /// PostgreSQL only: a file holding the database password, used when the URL has none (as for `serve`).
+    #[arg(long, env = "WORKMAIL_PAT_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<std::path::PathBuf>,
     /// The organization to report on (`m-…`).
     #[arg(long)]
     pub organization_id: String,
@@ -260,7 +263,13 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
     {
         return Err(format!("database file {} does not exist", path.display()));
     }
-    let store = crate::store::open(&args.database)?;
+    let store = crate::store::open_with(
+        &args.database,
+        &crate::store::postgres::PostgresOptions {
+            password_file: args.database_password_file.clone(),
+            ..Default::default()
+        },
+    )?;
     let result = report(&*store, &args).await;
     let closed = store.close().await.map_err(|e| e.to_string());
     let text = result?;

@@ -45,7 +45,7 @@ pub struct DumpArgs {
 }
 
 fn open_app(store: &StoreArgs) -> Result<AppState, String> {
-    let backend = crate::store::open(&store.database)?;
+    let backend = store.open()?;
     let (token_key, pepper) = load_keys(store)?;
     Ok(AppState::new(
         backend,

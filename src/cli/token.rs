@@ -5,7 +5,7 @@ use crate::state::{AppState, Settings};
 
 pub async fn create(args: TokenCreateArgs) -> Result<(), String> {
     init_tracing(LogFormat::Text);
-    let store = crate::store::open(&args.store.database)?;
+    let store = args.store.open()?;
     let (token_key, pepper) = load_keys(&args.store)?;
     let app = AppState::new(store.clone(), &token_key, pepper, Settings::default());
     let org = store

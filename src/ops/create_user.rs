@@ -66,7 +66,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
     let org_id = validate::organization_id(&input.organization_id)?;
     let name = validate::user_name(&input.name)?;
     let display_name = validate::required(&input.display_name, "DisplayName")?;
-    validate::length(display_name, "DisplayName", 0, 256)?;
+    validate::user_attribute(display_name, "DisplayName")?;
     if let Some(p) = &input.password {
         validate::password(p, "Password")?;
     }

@@ -260,9 +260,22 @@ pub fn password(v: &str, field: &str) -> Result<(), ServiceError> {
 /// A free-text user attribute: 0..256 characters.
 pub fn text_256(value: &Option<String>, field: &str) -> Result<(), ServiceError> {
     if let Some(v) = value {
-        length(v, field, 0, 256)?;
+        user_attribute(v, field)?;
     }
     Ok(())
+}
+
+/// UserAttribute: 0..256 characters, and no U+0000. The model gives no pattern, but a NUL cannot be stored by the
+/// PostgreSQL backend (`text` refuses it) and is junk to every consumer of a directory attribute (C strings, LDAP,
+/// mail headers): both backends refuse it here alike, instead of one storing it and the other failing.
+pub fn user_attribute(v: &str, field: &str) -> Result<(), ServiceError> {
+    length(v, field, 0, 256)?;
+    no_nul(v, field)
+}
+
+/// Refuses the NUL character in a member whose model pattern allows it (see [`user_attribute`]).
+pub fn no_nul(v: &str, field: &str) -> Result<(), ServiceError> {
+    pattern_check(field, !v.contains('\0'), r"[^\x00]*")
 }
 
 /// IdentityProviderUserId: `^([0-9a-f]{10}-|)[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$`.
@@ -382,6 +395,16 @@ mod tests {
             assert!(safe_text(bad, "Name", 1, 64).is_err(), "{bad:?}");
         }
         assert!(safe_text("laptop (work) ✓", "Name", 1, 64).is_ok());
+    }
+
+    #[test]
+    fn user_attributes_refuse_only_nul() {
+        assert!(user_attribute("Zürich\t\u{1}", "City").is_ok());
+        let e = user_attribute("Zu\0rich", "City").unwrap_err();
+        assert!(e.message.contains("'City'"));
+        assert!(!e.message.contains("Zu"));
+        assert!(text_256(&s("a\0"), "Office").is_err());
+        assert!(user_attribute(&"x".repeat(257), "City").is_err());
     }
 
     #[test]

@@ -9,8 +9,11 @@ use crate::domain::{
     User, UserFilter, UserUpdate,
 };
 
+pub mod credentials;
 pub mod postgres;
 pub mod sqlite;
+
+pub use credentials::redact_url;
 
 /// Which uniqueness rule a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +326,8 @@ pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, String> {
         return open_postgres(url, &postgres::PostgresOptions::default());
     }
     Err(format!(
-        "unsupported database URL {url:?}: expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST/DB"
+        "unsupported database URL {:?}: expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST/DB",
+        redact_url(url)
     ))
 }
 

@@ -57,6 +57,8 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// Bound on connecting, on waiting for a pooled connection and (doubled) on one whole store operation.
     pub timeout: Duration,
+    /// A file holding the password, used when the URL has none (see [`super::credentials::apply_password`]).
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -64,6 +66,7 @@ impl Default for PostgresOptions {
         Self {
             pool_size: 16,
             timeout: Duration::from_secs(5),
+            password_file: None,
         }
     }
 }
@@ -160,14 +163,25 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Whether a lookup key can match no row because it holds U+0000. PostgreSQL `text` cannot hold that character and
+/// fails the whole statement when one is bound (SQLSTATE 22021), while no stored value contains one (validation
+/// refuses it in every written string): the lookup answers "nothing" without asking, exactly as SQLite does.
+fn unmatchable(keys: &[&str]) -> bool {
+    keys.iter().any(|k| k.contains('\0'))
+}
+
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("no database connection: {e}"))
 }
 
-/// Parses a `postgres://` URL and applies the timeouts that keep a dead server from hanging us.
-fn parse_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, StoreError> {
-    let mut config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+/// Parses a `postgres://` URL, finds its password (URL, password file, `PGPASSWORD`, `PGPASSFILE`) and applies the
+/// timeouts that keep a dead server from hanging us.
+fn parse_config(
+    url: &str,
+    timeout: Duration,
+    password_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config = config_with_password(url, password_file).map_err(StoreError::Backend)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(timeout);
     }
@@ -180,6 +194,20 @@ fn parse_config(url: &str, timeout: Duration) -> Result<tokio_postgres::Config, 
     Ok(config)
 }
 
+/// Parses a `postgres://` URL and gives it a password from the other sources when it has none. Errors never quote
+/// the URL (tokio-postgres' parse errors name only the option).
+pub fn config_with_password(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres::Config, String> {
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| format!("invalid PostgreSQL URL {}: {e}", super::redact_url(url)))?;
+    if let Some(warning) = super::credentials::apply_password(&mut config, password_file)? {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
 impl PostgresStore {
     /// Connects (retrying for a while: a database that is still starting is common when services start together),
     /// applies pending migrations under an advisory lock, and builds the pool.
@@ -187,7 +215,7 @@ impl PostgresStore {
     /// Synchronous like [`super::open`]: the migration runs on a helper thread with its own small runtime, so this
     /// works from inside any runtime (current-thread or multi-thread) without blocking its scheduler's I/O.
     pub fn open(url: &str, options: &PostgresOptions) -> Result<Self, StoreError> {
-        let config = parse_config(url, options.timeout)?;
+        let config = parse_config(url, options.timeout, options.password_file.as_deref())?;
         let migrate_config = config.clone();
         let startup = options.timeout * 2;
         std::thread::spawn(move || {
@@ -578,6 +606,9 @@ impl Store for PostgresStore {
         partition: &Partition,
         id: &str,
     ) -> Result<Option<Organization>, StoreError> {
+        if unmatchable(&[id, &partition.account, &partition.region]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -592,6 +623,9 @@ impl Store for PostgresStore {
     }
 
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
+        if unmatchable(&[id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -613,6 +647,9 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        if unmatchable(&[&partition.account, &partition.region]) {
+            return Ok(Vec::new());
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -651,6 +688,9 @@ impl Store for PostgresStore {
     }
 
     async fn count_enabled_users(&self, org_id: &str) -> Result<u64, StoreError> {
+        if unmatchable(&[org_id]) {
+            return Ok(0);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(
@@ -669,6 +709,9 @@ impl Store for PostgresStore {
         token: &str,
         now_ms: Millis,
     ) -> Result<Option<ClientTokenRecord>, StoreError> {
+        if unmatchable(&[&partition.account, &partition.region, operation, token]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c.prepare_cached(READ_CLIENT_TOKEN).await?;
             let row = c
@@ -759,6 +802,9 @@ impl Store for PostgresStore {
     }
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
+        if unmatchable(&[org_id, ident]) {
+            return Ok(None);
+        }
         let key = ident.to_ascii_lowercase();
         run!(self, true, |c| {
             // Order: exact id first, then a live user before a DELETED one, then the newest.
@@ -785,6 +831,16 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        let prefix = match filter {
+            UserFilter::UsernamePrefix(p)
+            | UserFilter::DisplayNamePrefix(p)
+            | UserFilter::PrimaryEmailPrefix(p)
+            | UserFilter::IdentityProviderUserIdPrefix(p) => p.as_str(),
+            UserFilter::None | UserFilter::State(_) => "",
+        };
+        if unmatchable(&[org_id, prefix]) {
+            return Ok(Vec::new());
+        }
         // SQLite's LIKE ignores ASCII case; ILIKE on "C"-collated columns does exactly that here.
         let (clause, arg): (&str, Option<String>) = match filter {
             UserFilter::None => ("$5::text IS NULL", None),
@@ -973,6 +1029,9 @@ impl Store for PostgresStore {
         &self,
         org_id: &str,
     ) -> Result<Option<IdentityProviderConfiguration>, StoreError> {
+        if unmatchable(&[org_id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(
@@ -1063,6 +1122,9 @@ impl Store for PostgresStore {
             .map(|c| (c.created_ms, c.id))
             .unwrap_or((i64::MIN, String::new()));
         let limit = limit as i64;
+        if unmatchable(&[org_id, user_id.unwrap_or_default()]) {
+            return Ok(Vec::new());
+        }
         run!(self, true, |c| {
             // Two statements rather than `($2 IS NULL OR user_id = $2)`, so each uses its own index.
             let rows = if let Some(user_id) = user_id {
@@ -1092,6 +1154,9 @@ impl Store for PostgresStore {
         org_id: &str,
         id: &str,
     ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        if unmatchable(&[org_id, id]) {
+            return Ok(None);
+        }
         run!(self, true, |c| {
             let stmt = c
                 .prepare_cached(&format!(
@@ -1108,6 +1173,9 @@ impl Store for PostgresStore {
         org_id: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
+        if unmatchable(&[org_id, id]) {
+            return Ok(false);
+        }
         // Not retried on a lost connection: a retry after a committed delete would answer "not deleted".
         run!(self, false, |c| {
             let stmt = c

@@ -81,6 +81,13 @@ fn map_write_error(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path` (`:memory:` for a throw-away store) and migrates it.
     pub fn open(path: &str) -> Result<Self, StoreError> {
+        // The file holds password hashes: create it 0600 before SQLite does (SQLite would make it 0644, and gives
+        // the -wal and -shm files the database file's mode).
+        let on_disk = path != ":memory:" && !path.starts_with("file:");
+        if on_disk {
+            crate::private_files::create_private(std::path::Path::new(path))
+                .map_err(|e| StoreError::Backend(format!("cannot create {path}: {e}")))?;
+        }
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(backend)?;
@@ -91,6 +98,12 @@ impl SqliteStore {
         )
         .map_err(backend)?;
         migrate(&mut conn)?;
+        if on_disk {
+            for suffix in ["", "-wal", "-shm"] {
+                let file = format!("{path}{suffix}");
+                crate::private_files::warn_if_exposed(std::path::Path::new(&file), "database file");
+            }
+        }
         let mut readers = Vec::new();
         if path != ":memory:" && !path.starts_with("file::memory:") {
             for _ in 0..READERS {
