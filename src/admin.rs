@@ -1,6 +1,7 @@
-//! Operator and test-support endpoints: health (also at LocalStack's path), Prometheus metrics, and — only with
-//! `--enable-test-api` on a loopback listener — state reset (also at moto's and LocalStack's paths), a
-//! controllable clock and seedable ids.
+//! Operator and test-support endpoints: health (also at LocalStack's path), Prometheus metrics (to loopback
+//! clients, or on the `--metrics-listen` listener), and — only with `--enable-test-api` on a loopback listener,
+//! behind [`crate::guard`] — state reset (also at moto's and LocalStack's paths), a controllable clock and seedable
+//! ids.
 
 use std::sync::Arc;
 
@@ -16,6 +17,14 @@ use crate::server::Shared;
 
 /// Routes always served.
 pub fn routes() -> axum::Router<Arc<Shared>> {
+    axum::Router::new()
+        .route("/_workmail-pat/health", get(health))
+        .route("/_localstack/health", get(localstack_health))
+        .route("/metrics", get(local_metrics))
+}
+
+/// Routes of the `--metrics-listen` listener: metrics for whoever reaches it, and health.
+pub fn metrics_routes() -> axum::Router<Arc<Shared>> {
     axum::Router::new()
         .route("/_workmail-pat/health", get(health))
         .route("/_localstack/health", get(localstack_health))
@@ -100,6 +109,25 @@ async fn localstack_health(State(shared): State<Arc<Shared>>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
     }))
     .into_response()
+}
+
+/// `GET /metrics` on the main listener: request counts by operation and outcome tell an outsider how the service
+/// is used, so they are only for a local scraper. Anyone else, and every client once `--metrics-listen` gives
+/// metrics their own listener, sees what an unknown path looks like.
+async fn local_metrics(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let peer_is_loopback = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| c.0.ip().to_canonical().is_loopback());
+    // A reverse proxy on this host makes every client's connection come from loopback; the forwarding headers it
+    // adds show the request is not a local scraper's.
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    if shared.metrics_listener || !peer_is_loopback || forwarded {
+        return crate::server::not_found().await.into_response();
+    }
+    metrics(State(shared)).await
 }
 
 /// `GET /metrics` in the Prometheus text format.

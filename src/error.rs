@@ -34,6 +34,9 @@ pub enum ErrorCode {
     ThrottlingException,
     RequestEntityTooLargeException,
     RequestTimeoutException,
+    /// A request refused for where it comes from (a browser's `Host`), not for what it asks: HTTP 403, which SDKs
+    /// do not retry.
+    AccessDeniedException,
     InternalFailure,
     ServiceUnavailable,
 }
@@ -66,6 +69,7 @@ impl ErrorCode {
             ThrottlingException => "ThrottlingException",
             RequestEntityTooLargeException => "RequestEntityTooLargeException",
             RequestTimeoutException => "RequestTimeoutException",
+            AccessDeniedException => "AccessDeniedException",
             InternalFailure => "InternalFailure",
             ServiceUnavailable => "ServiceUnavailable",
         }
@@ -85,6 +89,7 @@ impl ErrorCode {
                 | ThrottlingException
                 | RequestEntityTooLargeException
                 | RequestTimeoutException
+                | AccessDeniedException
                 | InternalFailure
                 | ServiceUnavailable
         )
@@ -95,6 +100,7 @@ impl ErrorCode {
         match self {
             ErrorCode::RequestEntityTooLargeException => 413,
             ErrorCode::RequestTimeoutException => 408,
+            ErrorCode::AccessDeniedException => 403,
             ErrorCode::InternalFailure => 500,
             ErrorCode::ServiceUnavailable => 503,
             _ => 400,

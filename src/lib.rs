@@ -17,6 +17,8 @@
 //! - [`ops`]: one file per WorkMail operation (`decode → validate → act → encode`), plus the model's constraints.
 //! - [`web`]: the web page, its JSON API and `/auth/v1/verify` for mail servers.
 //! - [`admin`]: health, metrics and the test-support API (reset, clock, seeded ids).
+//! - [`guard`]: what keeps browsers off the test API and the accept-any AWS API (JSON only, own origin only,
+//!   loopback or `--allowed-host` `Host` only: cross-site requests and DNS rebinding).
 //! - [`tokens`]: sign-in, token creation and verification shared by the web API and the CLI.
 //! - [`redact`]: client-supplied identifiers made safe to log.
 //! - [`seed`]: seed files, synthetic stores and dumps.
@@ -39,6 +41,7 @@ pub mod client;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod guard;
 pub mod ids;
 pub mod ops;
 pub mod pagination;

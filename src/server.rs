@@ -56,6 +56,10 @@ pub struct Shared {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether the test-support API (reset, clock, seed) is served.
     pub test_api: bool,
+    /// Which `Host` names the test API and the accept-any AWS API answer (DNS-rebinding defence, [`crate::guard`]).
+    pub host_policy: crate::guard::HostPolicy,
+    /// Whether `/metrics` has its own listener (`--metrics-listen`); the main listener then never serves it.
+    pub metrics_listener: bool,
 }
 
 /// The per-request time limit, put into each request by the connection loop.
@@ -73,7 +77,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(crate::web::routes())
         .merge(crate::admin::routes());
     let router = if shared.test_api {
-        router.merge(crate::admin::test_routes())
+        // Every test-API route goes through the guard: JSON only, own origin only, loopback or allowed Host only.
+        let guard = axum::middleware::from_fn_with_state(shared.clone(), crate::guard::test_api);
+        router.merge(crate::admin::test_routes().route_layer(guard))
     } else {
         router
     };
@@ -138,7 +144,8 @@ async fn request_context(
     response
 }
 
-async fn not_found() -> impl IntoResponse {
+/// The answer to an unknown path (also what `/metrics` looks like where it is not served).
+pub(crate) async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
         [("content-type", "application/json")],
@@ -156,12 +163,43 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let store = shared.app.store.clone();
+    let limits = shared.limits.clone();
+    serve_app(listener, router(shared), limits, shutdown).await;
+    if let Err(e) = store.close().await {
+        tracing::error!(error = %e, "closing the store failed");
+    }
+    Ok(())
+}
+
+/// The `--metrics-listen` listener: `/metrics` and health only, for whoever can reach it (the operator chose the
+/// address), with the same connection limits as the main listener. It leaves the store open; the main listener
+/// closes it.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let limits = shared.limits.clone();
+    let app = Router::new()
+        .merge(crate::admin::metrics_routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(request_context))
+        .with_state(shared);
+    serve_app(listener, app, limits, shutdown).await;
+}
+
+/// The connection loop shared by both listeners: serves `app` until `shutdown` completes, then lets in-flight
+/// requests finish for at most `limits.shutdown_timeout`.
+async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let store = shared.app.store.clone();
-    let limits = shared.limits.clone();
-    let app = router(shared);
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -216,8 +254,4 @@ pub async fn serve(
             tracing::warn!("in-flight requests did not finish within the shutdown deadline");
         }
     }
-    if let Err(e) = store.close().await {
-        tracing::error!(error = %e, "closing the store failed");
-    }
-    Ok(())
 }

@@ -256,6 +256,8 @@ class WorkMailServer:
     def request(self, method: str, path: str, body: Any = None, headers: Optional[Mapping[str, str]] = None):
         """An HTTP request to the server; returns `(status, parsed JSON body or None)`."""
         data = None if body is None else json.dumps(body).encode()
+        # Always JSON, even without a body: the test-support API refuses every change that is not
+        # `Content-Type: application/json` (a web page cannot send that cross-origin without a preflight).
         all_headers = {"content-type": "application/json", **(headers or {})}
         req = urllib.request.Request(self._require_url() + path, data=data, method=method, headers=all_headers)
         try:

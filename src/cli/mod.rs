@@ -134,7 +134,8 @@ pub struct ServeArgs {
         default_value = "accept-any"
     )]
     pub auth: AuthArg,
-    /// An access key for `--auth sigv4`: `ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID` (repeatable).
+    /// An access key for `--auth sigv4`: `ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID` (repeatable). The secret is
+    /// then visible in the process list to every local user (a warning is logged): prefer --credentials-file.
     #[arg(long = "access-key", value_name = "ID:SECRET:ACCOUNT")]
     pub access_keys: Vec<String>,
     /// A file of access keys for `--auth sigv4`: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY:ACCOUNT_ID` per line; blank
@@ -155,6 +156,20 @@ pub struct ServeArgs {
     /// Allow `--auth accept-any` on a non-loopback address (anyone who can reach it can act as any account).
     #[arg(long)]
     pub allow_insecure_any_credentials: bool,
+    /// A host name clients use to reach this server, besides the loopback names (repeatable; case-insensitive,
+    /// port ignored). The test API and the accept-any AWS API refuse any other `Host` (DNS-rebinding defence); on a
+    /// non-loopback accept-any listener the check applies only once at least one name is given.
+    #[arg(
+        long = "allowed-host",
+        value_name = "NAME",
+        env = "WORKMAIL_PAT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Serve `/metrics` (and health) on this second address to whoever reaches it; the main listener then stops
+    /// serving `/metrics`. Without it, `/metrics` answers only clients connecting from loopback.
+    #[arg(long, env = "WORKMAIL_PAT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
@@ -439,6 +454,15 @@ pub fn main() -> i32 {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_tracing(args.log_format);
+    if !args.access_keys.is_empty() {
+        tracing::warn!(
+            event = "secret_on_command_line",
+            "--access-key puts secret access keys in the process list, readable by every local user \
+             (ps, /proc/PID/cmdline); use --credentials-file (env WORKMAIL_PAT_CREDENTIALS_FILE) instead"
+        );
+    }
+    let host_policy =
+        crate::guard::HostPolicy::new(args.listen.ip().is_loopback(), &args.allowed_hosts)?;
     let mode = match args.auth {
         AuthArg::AcceptAny => {
             if !args.listen.ip().is_loopback() && !args.allow_insecure_any_credentials {
@@ -447,6 +471,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                      account. Use --auth sigv4, a loopback address, or --allow-insecure-any-credentials",
                     args.listen
                 ));
+            }
+            if !host_policy.checks_aws() {
+                tracing::warn!(
+                    event = "host_unchecked",
+                    "accept-any on {} without --allowed-host: the Host header is not checked, so a web page \
+                     visited by anyone who can reach this address can drive the API through DNS rebinding",
+                    args.listen
+                );
             }
             AuthMode::AcceptAny
         }
@@ -513,6 +545,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         },
         metrics: install_metrics_recorder(),
         test_api: args.enable_test_api,
+        host_policy,
+        metrics_listener: args.metrics_listen.is_some(),
     });
     if let Some(path) = &args.seed {
         let text = std::fs::read_to_string(path)
@@ -525,6 +559,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--metrics-listen): {e}"))?;
+            let a = l.local_addr().map_err(|e| e.to_string())?;
+            Some((l, a))
+        }
+        None => None,
+    };
     // Install the signal handlers before announcing the port: a supervisor that signals right after reading the
     // line must get a graceful shutdown, not the default action (death by signal).
     let shutdown = shutdown_signal()?;
@@ -532,10 +576,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{local}");
+        if let Some((_, a)) = &metrics_listener {
+            // After the main line, and worded so that a supervisor matching "listening on" finds the main one.
+            let _ = writeln!(out, "metrics on http://{a}/metrics");
+        }
         let _ = out.flush();
     }
     tracing::info!(address = %local, database = %crate::store::redact_url(&args.store.database), "listening");
 
+    let (metrics_stop_tx, metrics_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = metrics_listener.map(|(l, a)| {
+        tracing::info!(address = %a, "serving /metrics");
+        tokio::spawn(crate::server::serve_metrics(l, shared.clone(), async {
+            let _ = metrics_stop_rx.await;
+        }))
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(listener, shared, async {
         let _ = stop_rx.await;
@@ -543,6 +598,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
+    let _ = metrics_stop_tx.send(());
+    if let Some(m) = metrics_server {
+        // Bounded by its own shutdown timeout; a scrape in progress never holds the process.
+        let _ = tokio::time::timeout(Duration::from_secs(15), m).await;
+    }
     // In-flight requests get a bounded time to finish, so the process always exits promptly.
     match tokio::time::timeout(Duration::from_secs(15), server).await {
         Ok(Ok(Ok(()))) => Ok(()),

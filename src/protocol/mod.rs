@@ -177,6 +177,24 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         .map(|r| r.0.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
+    // Accept-any checks no signature, so nothing else would stop a DNS-rebound page (crate::guard); refused before
+    // the body is read. SigV4 mode needs no such check: the signature covers `Host`.
+    if matches!(shared.auth.mode, AuthMode::AcceptAny)
+        && shared.host_policy.checks_aws()
+        && !shared.host_policy.allows(&parts.headers, &parts.uri)
+    {
+        tracing::warn!(event = "host_refused", host = ?parts.headers.get(header::HOST));
+        let outcome = ErrorCode::AccessDeniedException.as_str();
+        metrics::counter!("workmail_pat_requests_total", "operation" => "unknown", "outcome" => outcome)
+            .increment(1);
+        return encode_error(
+            &ServiceError::new(
+                ErrorCode::AccessDeniedException,
+                "The Host header is not a loopback name or an --allowed-host",
+            ),
+            &request_id,
+        );
+    }
     let bytes = match read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return encode_error(&e, &request_id),

@@ -247,7 +247,8 @@ fn session_token(
     if let Some(token) = bearer(headers) {
         return Ok(Some(token.to_string()));
     }
-    let Some(token) = session::cookie_session(headers) else {
+    let https = session::is_https(headers, shared.app.settings.secure_cookies);
+    let Some(token) = session::cookie_session(headers, https) else {
         return Ok(None);
     };
     if intent == Intent::Change {
@@ -350,8 +351,8 @@ pub async fn delete_session(State(shared): State<Arc<Shared>>, headers: HeaderMa
         return WebError::from(e).into_response();
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if bearer(&headers).is_none() && session::cookie_session(&headers).is_some() {
-        let https = session::is_https(&headers, shared.app.settings.secure_cookies);
+    let https = session::is_https(&headers, shared.app.settings.secure_cookies);
+    if bearer(&headers).is_none() && session::cookie_session(&headers, https).is_some() {
         for c in session::clear_cookies(https) {
             response.headers_mut().append(header::SET_COOKIE, c);
         }

@@ -111,7 +111,8 @@ impl Browser {
 }
 
 async fn browser(shared: &Shared, headers: &HeaderMap) -> Result<Option<Browser>, Response> {
-    let Some(token) = session::cookie_session(headers) else {
+    let https = session::is_https(headers, shared.app.settings.secure_cookies);
+    let Some(token) = session::cookie_session(headers, https) else {
         return Ok(None);
     };
     match tokens::session_user(&shared.app, &token).await {

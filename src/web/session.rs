@@ -20,27 +20,43 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Longest session token we bother to look up (ours are 43 characters).
 const MAX_SESSION_TOKEN_LEN: usize = 256;
 
-/// The session token from the request's cookie, if any. Either cookie name is accepted, so a deployment that
-/// moves behind TLS does not sign everyone out.
-pub fn cookie_session(headers: &HeaderMap) -> Option<String> {
+/// The session token from the request's cookie, if any.
+///
+/// Over HTTPS only `__Host-wmpat_session` counts: a sibling subdomain (`Domain=` cookie) or a network attacker
+/// (a plain-HTTP response can set a non-`Secure` cookie the browser then also sends over HTTPS) can plant an
+/// unprefixed `wmpat_session`, never a `__Host-` one. Over plain HTTP only `wmpat_session` counts, the name this
+/// server sets there. When the counted name arrives more than once, the browser holds a planted cookie beside ours
+/// and we cannot tell which is which (the order of the `Cookie` header is not a trust signal), so none is used.
+pub fn cookie_session(headers: &HeaderMap, https: bool) -> Option<String> {
+    let wanted = if https { COOKIE_SECURE } else { COOKIE_PLAIN }.as_bytes();
+    let mut found: Option<&[u8]> = None;
+    let mut count = 0usize;
+    // Bytes, not text: another application's non-ASCII cookie (cookies on a host are shared by all its ports) must
+    // neither hide ours nor be mistaken for it.
     for value in headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((name, value)) = pair.trim().split_once('=') else {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if (name == COOKIE_PLAIN || name == COOKIE_SECURE)
-                && !value.is_empty()
-                && value.len() <= MAX_SESSION_TOKEN_LEN
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Some(value.to_string());
+            if pair[..eq].trim_ascii() == wanted {
+                count += 1;
+                found = Some(pair[eq + 1..].trim_ascii());
             }
         }
     }
-    None
+    let value = found?;
+    if count != 1
+        || value.is_empty()
+        || value.len() > MAX_SESSION_TOKEN_LEN
+        || !value
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
+    }
+    // Only ASCII letters, digits, `-` and `_` remain, so this is always valid UTF-8.
+    String::from_utf8(value.to_vec()).ok()
 }
 
 /// Whether the browser reached us over HTTPS: a configured flag, or a TLS proxy's `X-Forwarded-Proto: https`.
@@ -145,9 +161,9 @@ mod tests {
     #[test]
     fn cookie_is_found_among_others_and_junk_is_ignored() {
         let h = headers(&[("cookie", "a=1; wmpat_session=abc-DEF_9; b=2")]);
-        assert_eq!(cookie_session(&h).as_deref(), Some("abc-DEF_9"));
+        assert_eq!(cookie_session(&h, false).as_deref(), Some("abc-DEF_9"));
         let h = headers(&[("cookie", "__Host-wmpat_session=xyz")]);
-        assert_eq!(cookie_session(&h).as_deref(), Some("xyz"));
+        assert_eq!(cookie_session(&h, true).as_deref(), Some("xyz"));
         for junk in [
             "wmpat_session=",
             "wmpat_session=a b",
@@ -156,13 +172,41 @@ mod tests {
             "wmpat_sessionx=abc",
         ] {
             assert_eq!(
-                cookie_session(&headers(&[("cookie", junk)])),
+                cookie_session(&headers(&[("cookie", junk)]), false),
                 None,
                 "{junk}"
             );
         }
         let long = format!("wmpat_session={}", "a".repeat(300));
-        assert_eq!(cookie_session(&headers(&[("cookie", &long)])), None);
+        assert_eq!(cookie_session(&headers(&[("cookie", &long)]), false), None);
+    }
+
+    #[test]
+    fn each_scheme_takes_only_its_own_name_and_duplicates_are_refused() {
+        // Over HTTPS a plantable unprefixed cookie is ignored, whether alone or beside ours.
+        let h = headers(&[("cookie", "wmpat_session=planted")]);
+        assert_eq!(cookie_session(&h, true), None);
+        let h = headers(&[("cookie", "wmpat_session=planted; __Host-wmpat_session=ours")]);
+        assert_eq!(cookie_session(&h, true).as_deref(), Some("ours"));
+        // Over plain HTTP the browser never sends a `__Host-` cookie; one that arrives is not ours.
+        let h = headers(&[("cookie", "__Host-wmpat_session=xyz")]);
+        assert_eq!(cookie_session(&h, false), None);
+        // Two of the counted name, in one header or in two, even if equal: none is used.
+        for (https, pairs) in [
+            (true, vec!["__Host-wmpat_session=a; __Host-wmpat_session=b"]),
+            (
+                true,
+                vec!["__Host-wmpat_session=a", "__Host-wmpat_session=a"],
+            ),
+            (false, vec!["wmpat_session=a; x=1; wmpat_session=b"]),
+            (false, vec!["wmpat_session=a; wmpat_session=bad value"]),
+        ] {
+            let mut h = HeaderMap::new();
+            for p in &pairs {
+                h.append(header::COOKIE, HeaderValue::from_str(p).unwrap());
+            }
+            assert_eq!(cookie_session(&h, https), None, "{pairs:?}");
+        }
     }
 
     #[test]
