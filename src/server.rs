@@ -184,7 +184,10 @@ pub async fn serve_metrics(
     let app = Router::new()
         .merge(crate::admin::metrics_routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            request_context,
+        ))
         .with_state(shared);
     serve_app(listener, app, limits, shutdown).await;
 }

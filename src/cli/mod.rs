@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage personal access tokens directly in a database.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -435,7 +435,7 @@ pub fn main() -> i32 {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Token(TokenCommand::Create(args)) => token::create(args).await,
             Command::Seed(args) => seed::run(args).await,
             Command::Dump(args) => seed::dump(args).await,
