@@ -357,6 +357,10 @@ impl Throttle {
         self.settings.enabled
     }
 
+    pub fn settings(&self) -> &ThrottleSettings {
+        &self.settings
+    }
+
     fn key(&self, value: impl Hash) -> u64 {
         self.hasher.hash_one(value)
     }
@@ -497,7 +501,7 @@ impl Throttle {
 
 /// The unit a client address is limited as: an IPv4 address, or an IPv6 /64 (one subscriber's usual allocation,
 /// so rotating through a prefix buys nothing). IPv4-mapped IPv6 addresses count as IPv4.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

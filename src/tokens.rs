@@ -12,7 +12,7 @@ use crate::domain::{Organization, PatStatus, PersonalAccessToken, Session, User,
 use crate::ops::validate;
 use crate::secrets::{self, PatSecret};
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{AttemptRequest, AttemptWindow, SharedAttempt, StoreError};
 use crate::throttle::{Attempt, Limited};
 
 /// Why a self-service request was refused.
@@ -60,12 +60,24 @@ fn attempt_subject(org_id: &str, user: Option<&User>, typed: &str) -> String {
     }
 }
 
-/// Runs `check` as one limited attempt: reserved first, settled with its result (a store error releases the
-/// reservation without counting it).
+/// Whether an attempt is also accounted for in the store, across replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Passwords (sign-in, re-authentication): guessable, so every replica counts against one budget.
+    AcrossReplicas,
+    /// Tokens (verification): 128-bit secrets nobody can guess; the limits only curb abuse, per replica, and the
+    /// hot path of every mail login stays free of writes.
+    PerReplica,
+}
+
+/// Runs `check` as one limited attempt: reserved first (in memory, and for passwords in the store too, so the
+/// budget holds across replicas), settled with its result (a store error releases the reservation without
+/// counting it).
 async fn limited_attempt<T, F>(
     app: &AppState,
     subject: &str,
     client: Option<IpAddr>,
+    sharing: Sharing,
     check: F,
 ) -> Result<Outcome<T>, StoreError>
 where
@@ -75,7 +87,36 @@ where
         Ok(a) => a,
         Err(limited) => return Ok(Outcome::Limited(limited)),
     };
-    match check.await {
+    let shared = if sharing == Sharing::AcrossReplicas && app.throttle.enabled() {
+        let request = shared_request(app, subject, client);
+        match app.store.reserve_attempt(&request).await {
+            Ok(SharedAttempt::Limited { retry_after_ms }) => {
+                attempt.released();
+                return Ok(Outcome::Limited(Limited {
+                    retry_after: std::time::Duration::from_millis(retry_after_ms.max(0) as u64),
+                }));
+            }
+            Ok(SharedAttempt::Reserved(ids)) => Some((request, ids)),
+            Ok(SharedAttempt::NotShared) => None,
+            Err(e) => {
+                attempt.released();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let outcome = check.await;
+    if let (Some((request, ids)), Ok(result)) = (&shared, &outcome)
+        && let Err(e) = app
+            .store
+            .settle_attempt(request, ids, result.is_none())
+            .await
+    {
+        // The pending rows age out on their own; the answer stands.
+        tracing::warn!(error = %e, "settling a shared attempt failed");
+    }
+    match outcome {
         Ok(Some(v)) => {
             attempt.succeeded();
             Ok(Outcome::Done(v))
@@ -88,6 +129,46 @@ where
             attempt.released();
             Err(e)
         }
+    }
+}
+
+/// The store-side windows of an attempt: keyed hashes (with the pepper every replica shares) of the pair, the user
+/// and the client address, and the same limits as the in-memory windows.
+fn shared_request(app: &AppState, subject: &str, client: Option<IpAddr>) -> AttemptRequest {
+    let settings = app.throttle.settings();
+    let address = client.map(|ip| crate::throttle::address_key(ip).to_string());
+    let key = |kind: &str, value: &str| {
+        let mut data = Vec::with_capacity(16 + value.len());
+        data.extend_from_slice(b"attempt\0");
+        data.extend_from_slice(kind.as_bytes());
+        data.push(0);
+        data.extend_from_slice(value.as_bytes());
+        let mac = secrets::hmac_sha256(app.pepper.expose(), &data);
+        let mut k = [0u8; 16];
+        k.copy_from_slice(&mac[..16]);
+        k
+    };
+    let ms = |d: std::time::Duration| d.as_millis() as Millis;
+    let pair_value = format!("{subject}\0{}", address.as_deref().unwrap_or(""));
+    AttemptRequest {
+        pair: AttemptWindow {
+            key: key("pair", &pair_value),
+            limit: settings.user_failures.max(1),
+            window_ms: ms(settings.user_window),
+        },
+        user: AttemptWindow {
+            key: key("user", subject),
+            limit: settings.user_ceiling.max(settings.user_failures).max(1),
+            window_ms: ms(settings.user_window),
+        },
+        address: address.as_deref().map(|a| AttemptWindow {
+            key: key("addr", a),
+            limit: settings.ip_failures.max(1),
+            window_ms: ms(settings.ip_window),
+        }),
+        now_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis),
     }
 }
 
@@ -271,7 +352,14 @@ pub async fn verify(
             .find_user(request.org_id, request.username)
             .await?;
         let subject = attempt_subject(request.org_id, owner.as_ref(), request.username);
-        limited_attempt(app, &subject, request.client, verify_token(app, request)).await
+        limited_attempt(
+            app,
+            &subject,
+            request.client,
+            Sharing::PerReplica,
+            verify_token(app, request),
+        )
+        .await
     };
     let result = match &outcome {
         Ok(Outcome::Done(_)) => "success",
@@ -355,7 +443,7 @@ pub async fn sign_in(
         _ => None,
     };
     let subject = attempt_subject(org_id, user.as_ref(), username);
-    limited_attempt(app, &subject, client, async {
+    limited_attempt(app, &subject, client, Sharing::AcrossReplicas, async {
         let stored = user
             .as_ref()
             .filter(|u| u.state == UserState::Enabled)
@@ -443,7 +531,7 @@ pub async fn reauthenticate(
     client: Option<IpAddr>,
 ) -> Result<Outcome<()>, StoreError> {
     let subject = attempt_subject(&session.org.id, Some(&session.user), &session.user.id);
-    limited_attempt(app, &subject, client, async {
+    limited_attempt(app, &subject, client, Sharing::AcrossReplicas, async {
         let stored = session.user.password_hash.clone();
         if !password_matches(password, stored.clone()).await? {
             return Ok(None);

@@ -11,6 +11,7 @@ use crate::domain::{
 
 pub mod credentials;
 pub mod postgres;
+mod postgres_attempts;
 pub mod sqlite;
 
 pub use credentials::redact_url;
@@ -73,6 +74,43 @@ pub struct Idempotency {
     pub result: String,
     pub now_ms: Millis,
 }
+
+/// One window an attempt is counted in, shared across replicas: a keyed hash of what is limited (the pair, the
+/// user, the client address), the most failures (plus attempts in flight) allowed, and the window's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptWindow {
+    pub key: [u8; 16],
+    pub limit: u32,
+    pub window_ms: Millis,
+}
+
+/// A password attempt to account for in the store (see [`Store::reserve_attempt`]).
+#[derive(Debug, Clone)]
+pub struct AttemptRequest {
+    /// (user, client address): a success here clears its failures and exempts the address from `user`.
+    pub pair: AttemptWindow,
+    /// The user from every address (skipped for an address with a recent success).
+    pub user: AttemptWindow,
+    /// The client address across users.
+    pub address: Option<AttemptWindow>,
+    pub now_ms: Millis,
+}
+
+/// The answer of [`Store::reserve_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedAttempt {
+    /// This backend serves one process, where the in-memory limiter is exact: nothing is stored.
+    NotShared,
+    /// Reserved: these pending rows are settled by [`Store::settle_attempt`] (or age out if the request dies).
+    Reserved(Vec<i64>),
+    /// Limited: try again after this long.
+    Limited { retry_after_ms: Millis },
+}
+
+/// How long a reserved attempt counts as in flight if it is never settled (a replica died mid-request).
+pub const ATTEMPT_PENDING_TTL_MS: Millis = 2 * 60 * 1000;
+/// How long a success exempts its address from the user's ceiling.
+pub const ATTEMPT_KNOWN_GOOD_MS: Millis = 30 * 24 * 60 * 60 * 1000;
 
 /// How long a ClientToken is remembered.
 pub const CLIENT_TOKEN_TTL_MS: Millis = 24 * 60 * 60 * 1000;
@@ -269,6 +307,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now_ms: Millis,
     ) -> Result<bool, StoreError>;
     async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
+
+    // --- attempts shared by replicas ---
+    /// Atomically checks every window of `request` (failures within the window plus attempts still in flight)
+    /// and, when none is full, reserves the attempt in each. Backends that serve a single process answer
+    /// [`SharedAttempt::NotShared`]: their callers' in-memory limiter is exact.
+    async fn reserve_attempt(&self, request: &AttemptRequest) -> Result<SharedAttempt, StoreError> {
+        let _ = request;
+        Ok(SharedAttempt::NotShared)
+    }
+
+    /// Settles a reservation: the pending rows go; a failure is recorded in every window it was reserved in; a
+    /// success clears the pair's failures and marks the pair known-good.
+    async fn settle_attempt(
+        &self,
+        request: &AttemptRequest,
+        reserved: &[i64],
+        failed: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (request, reserved, failed);
+        Ok(())
+    }
 
     /// Every (account, region) that holds an organization, in a stable order.
     async fn list_partitions(&self) -> Result<Vec<Partition>, StoreError> {

@@ -41,6 +41,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_credential_generations.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_attempt_events.sql"),
+    ),
 ];
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
@@ -1341,6 +1345,26 @@ impl Store for PostgresStore {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    async fn reserve_attempt(
+        &self,
+        request: &super::AttemptRequest,
+    ) -> Result<super::SharedAttempt, StoreError> {
+        run!(self, false, |c| {
+            Ok(super::postgres_attempts::reserve(&mut c, request).await?)
+        })
+    }
+
+    async fn settle_attempt(
+        &self,
+        request: &super::AttemptRequest,
+        reserved: &[i64],
+        failed: bool,
+    ) -> Result<(), StoreError> {
+        run!(self, true, |c| {
+            Ok(super::postgres_attempts::settle(&mut c, request, reserved, failed).await?)
         })
     }
 

@@ -402,3 +402,35 @@ def test_reauthentication_before_creating_a_token_on_an_old_session(tmp_path_fac
         assert r.status == 429, r
     finally:
         assert srv.stop() == 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Defect 1 across replicas: three servers on one PostgreSQL database share one budget for password attempts
+# --------------------------------------------------------------------------------------------------------------
+def test_defect_01_concurrent_guesses_across_replicas_are_limited(tmp_path):
+    from test_trust_store import key_args, pg_db as _unused, pg_admin, pg_url  # noqa: F401  (shared PG helpers)
+
+    name = f"wmpat_replicas_{os.getpid()}_{int(time.time() * 1000)}"
+    pg_admin(f"CREATE DATABASE {name}")
+    replicas = []
+    try:
+        # Key files made once, then shared by every replica (as the README requires).
+        for i in range(3):
+            replicas.append(ServerProcess(tmp_path / f"r{i}", db_url=pg_url(name), name=f"replica{i}",
+                                          extra_args=key_args(tmp_path) + ["--user-failures", "10"]).start())
+        org = make_pat_org(replicas[0].url, users=("olga",))
+        guesses = [f"Wrong-Guess-{i}!" for i in range(39)] + [PASSWORD]
+        results = concurrently(
+            40, lambda i: sign_in(replicas[i % 3].url, org.org_id, "olga", guesses[i]))
+        statuses = [r.status for r in results]
+        evaluated = [s for s in statuses if s in (200, 401)]
+        assert set(statuses) <= {200, 401, 429}, statuses
+        # Per-replica limits alone would evaluate up to 30 (10 on each replica).
+        assert len(evaluated) <= 10, f"{len(evaluated)} of 40 guesses over 3 replicas evaluated: {statuses}"
+        # The budget is shared afterwards too: every replica refuses the user from this address now.
+        for srv in replicas:
+            assert sign_in(srv.url, org.org_id, "olga", PASSWORD).status == 429
+    finally:
+        for srv in replicas:
+            srv.stop()
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
