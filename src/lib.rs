@@ -19,6 +19,7 @@
 //! - [`seed`]: seed files, synthetic stores and dumps.
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
 //! - [`secrets`]: keys, PAT secrets, session tokens and password hashes.
+//! - [`hashing`]: the password-hashing lanes (sign-in and admin), each with its own threads and bounded queue.
 //! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
 //!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
 //! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod domain;
 pub mod error;
+pub mod hashing;
 pub mod ids;
 pub mod ops;
 pub mod pagination;

@@ -266,10 +266,11 @@ async fn sign_in_inner(
         .filter(|u| u.state == UserState::Enabled)
         .and_then(|u| u.password_hash.clone());
     let password = zeroize::Zeroizing::new(password.to_string());
-    let ok =
-        secrets::on_password_thread(move || secrets::verify_password(&password, stored.as_deref()))
-            .await
-            .map_err(StoreError::Backend)?;
+    let ok = crate::hashing::on_password_thread(crate::hashing::Lane::SignIn, move || {
+        secrets::verify_password(&password, stored.as_deref())
+    })
+    .await
+    .map_err(crate::hashing::HashingError::into_store_error)?;
     let Some(user) = user.filter(|_| ok) else {
         return Ok(None);
     };

@@ -165,6 +165,10 @@ pub struct ServeArgs {
     /// Most connections served at once.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Password hashes waiting per lane (sign-in; administration) before further ones are answered 503
+    /// ServiceUnavailable at once.
+    #[arg(long, default_value_t = crate::hashing::DEFAULT_QUEUE)]
+    pub password_queue: usize,
     /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
     #[arg(long, default_value_t = 15)]
     pub shutdown_timeout: u64,
@@ -327,6 +331,10 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
         "workmail_pat_token_verifications_total",
         "Personal access token verifications by result"
     );
+    metrics::describe_counter!(
+        "workmail_pat_password_jobs_total",
+        "Password hashes not done, by lane and outcome (busy: queue full; abandoned: the request had gone)"
+    );
     metrics::describe_gauge!(
         "workmail_pat_database_connections",
         "Database connections held by the store"
@@ -409,6 +417,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ));
     }
     let (token_key, pepper) = load_keys(&args.store)?;
+    crate::hashing::configure(args.password_queue);
     let store = args.store.open()?;
     let settings = Settings {
         default_scopes: args.default_scopes.clone(),

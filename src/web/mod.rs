@@ -149,6 +149,12 @@ impl IntoResponse for WebError {
         )
             .into_response();
         no_store(response.headers_mut());
+        // Every 503 here is momentary (database unreachable, password queue full): say when to come back.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
