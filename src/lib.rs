@@ -8,6 +8,7 @@
 //! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
 //!   calls [`cli::main`]. `src/bin/workmail-pat-bench.rs` is the benchmark.
 //! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
+//! - [`connections`]: the per-client connection cap and the shedding of idle connections near the global cap.
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
 //! - [`auth`]: server-side SigV4 verification (and signing, for the benchmark).
@@ -33,6 +34,7 @@ pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod connections;
 pub mod domain;
 pub mod error;
 pub mod hashing;

@@ -162,9 +162,14 @@ pub struct ServeArgs {
     /// Seconds a request may take, body included, before it is answered 408.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
-    /// Most connections served at once.
+    /// Most connections served at once. From 90 % of it on, idle connections (no request in progress) are closed,
+    /// longest idle first, down to 80 %.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Most connections one client address may hold (an IPv6 client counts by its /64); a connection beyond it is
+    /// answered 429 and closed.
+    #[arg(long, default_value_t = crate::connections::DEFAULT_MAX_PER_CLIENT)]
+    pub max_connections_per_ip: usize,
     /// Password hashes waiting per lane (sign-in; administration) before further ones are answered 503
     /// ServiceUnavailable at once.
     #[arg(long, default_value_t = crate::hashing::DEFAULT_QUEUE)]
@@ -332,6 +337,10 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
         "Personal access token verifications by result"
     );
     metrics::describe_counter!(
+        "workmail_pat_connections_refused_total",
+        "Connections refused because their client address held --max-connections-per-ip"
+    );
+    metrics::describe_counter!(
         "workmail_pat_password_jobs_total",
         "Password hashes not done, by lane and outcome (busy: queue full; abandoned: the request had gone)"
     );
@@ -451,6 +460,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             header_read_timeout: Duration::from_secs(args.header_read_timeout),
             request_timeout: Duration::from_secs(args.request_timeout),
             max_connections: args.max_connections.max(1),
+            max_connections_per_ip: args.max_connections_per_ip.max(1),
             shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
         },
         metrics: install_metrics_recorder(),
