@@ -350,6 +350,18 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
     );
     // The SQLite store holds exactly one connection.
     metrics::gauge!("workmail_pat_database_connections").set(1.0);
+    // Histogram samples pile up in the recorder until upkeep folds them into the buckets. `install_recorder` (unlike
+    // `install`) leaves upkeep to the caller; without it, a server nobody scrapes grew by 8 bytes per request
+    // (3.5 MiB a minute in a release soak), so run it here on a timer.
+    let upkept = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            upkept.run_upkeep();
+        }
+    });
     Some(handle)
 }
 
