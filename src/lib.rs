@@ -8,6 +8,7 @@
 //! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
 //!   calls [`cli::main`]. `src/bin/workmail-pat-bench.rs` is the benchmark.
 //! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
+//! - [`connections`]: the per-client connection cap and the shedding of idle connections near the global cap.
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
 //! - [`auth`]: server-side SigV4 verification (and signing, for the benchmark).
@@ -25,6 +26,7 @@
 //! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
 //! - [`secrets`]: keys, PAT secrets, session tokens and password hashes; [`private_files`]: files holding them are
 //!   created 0600.
+//! - [`hashing`]: the password-hashing lanes (sign-in and admin), each with its own threads and bounded queue.
 //! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
 //!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
 //! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
@@ -39,9 +41,11 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod connections;
 pub mod domain;
 pub mod error;
 pub mod guard;
+pub mod hashing;
 pub mod ids;
 pub mod ops;
 pub mod pagination;

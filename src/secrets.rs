@@ -197,55 +197,6 @@ pub fn session_digest(pepper: &Key32, token: &str) -> [u8; 32] {
     hmac_sha256(pepper.expose(), &data)
 }
 
-/// Threads that compute Argon2id hashes. Each hash takes about 19 MiB and a core for tens of milliseconds; running
-/// them all on these few long-lived threads (instead of tokio's growing blocking pool, where every thread's
-/// allocator arena would keep its own 19 MiB) bounds both the memory and the CPU a flood of sign-ins can take.
-pub const PASSWORD_HASHING_THREADS: usize = 2;
-
-type PasswordJob = Box<dyn FnOnce() + Send>;
-
-/// Runs `work` (password hashing or verification) on one of the password-hashing threads.
-pub async fn on_password_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    static QUEUE: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<PasswordJob>>> =
-        std::sync::OnceLock::new();
-    let queue = QUEUE.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<PasswordJob>();
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..PASSWORD_HASHING_THREADS {
-            let rx = rx.clone();
-            let _ = std::thread::Builder::new()
-                .name(format!("password-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-        }
-        std::sync::Mutex::new(tx)
-    });
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let job: PasswordJob = Box::new(move || {
-        let _ = done_tx.send(work());
-    });
-    queue
-        .lock()
-        .map_err(|_| "password queue poisoned".to_string())?
-        .send(job)
-        .map_err(|_| "password threads are gone".to_string())?;
-    done_rx
-        .await
-        .map_err(|_| "password work was dropped".to_string())
-}
-
 /// Runs Argon2id into `out`, reusing this thread's memory block: allocating and freeing 19 MiB per hash makes the
 /// allocator hold ever more of them (measured: RSS grew by 19 MiB per sign-in up to about 160 MiB per thread).
 fn argon2id_into(
@@ -270,7 +221,7 @@ fn argon2id_into(
 }
 
 /// Argon2id hash of a password, as a PHC string (default parameters: 19 MiB, 2 passes). CPU-heavy: call it through
-/// [`on_password_thread`].
+/// [`crate::hashing::on_password_thread`].
 pub fn hash_password(password: &str) -> Result<String, String> {
     use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);

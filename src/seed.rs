@@ -422,7 +422,9 @@ pub async fn generate(
 ) -> Result<Vec<SampleSecret>, String> {
     let password_hash = {
         let p = spec.password.clone();
-        crate::secrets::on_password_thread(move || hash_password(&p)).await??
+        crate::hashing::on_password_thread(crate::hashing::Lane::Admin, move || hash_password(&p))
+            .await
+            .map_err(|e| e.to_string())??
     };
     let now: Millis = app.clock.now_ms();
     // Creation times spread over the last 300 days, in order, so pages walk through realistic history.

@@ -26,8 +26,13 @@ pub struct Limits {
     pub header_read_timeout: std::time::Duration,
     /// Time a request may take from its first byte to its answer, body included (a trickled body is cut off).
     pub request_timeout: std::time::Duration,
-    /// Most connections served at once; further clients wait in the listen backlog.
+    /// Most connections served at once; further clients wait in the listen backlog. From 90 % of it on, idle
+    /// connections are closed, longest idle first ([`crate::connections`]).
     pub max_connections: usize,
+    /// Most connections one client address (an IPv6 client's /64) may hold; more are answered 429 and closed.
+    pub max_connections_per_ip: usize,
+    /// Peers exempt from `max_connections_per_ip` (the trusted proxies, which carry many clients).
+    pub uncapped_peers: crate::client::TrustedProxies,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_timeout: std::time::Duration,
 }
@@ -41,6 +46,8 @@ impl Default for Limits {
             header_read_timeout: std::time::Duration::from_secs(30),
             request_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_ip: crate::connections::DEFAULT_MAX_PER_CLIENT,
+            uncapped_peers: crate::client::TrustedProxies::default(),
             shutdown_timeout: std::time::Duration::from_secs(15),
         }
     }
@@ -153,11 +160,15 @@ pub(crate) async fn not_found() -> impl IntoResponse {
     )
 }
 
+/// While the server waits for a free connection slot, how often it looks again for idle connections to close.
+const SHED_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests finish (for at most
 /// `limits.shutdown_timeout`) and closes the store cleanly.
 ///
 /// The connection loop is hyper's own rather than `axum::serve`, because the limits must be set on the HTTP/1
-/// connection itself: header size and count, the header-read timeout, and the number of connections.
+/// connection itself: header size and count, the header-read timeout, and the number of connections (in all and
+/// per client, with idle connections shed near the cap: [`crate::connections`]).
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -203,8 +214,14 @@ async fn serve_app(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
 
-    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let registry = crate::connections::Connections::new(
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        limits.uncapped_peers.clone(),
+    );
+    // Tells every connection to finish its request in progress and close.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -212,13 +229,18 @@ async fn serve_app(
         .max_headers(limits.max_headers)
         .max_buf_size(limits.max_header_bytes.max(8192));
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+    'serve: loop {
+        // At the cap, wait for a slot; meanwhile connections that turn idle are shed, so the wait stays short.
+        let permit = loop {
+            registry.shed_idle();
+            tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => break p,
+                    Err(_) => break 'serve,
+                },
+                () = tokio::time::sleep(SHED_RECHECK) => {},
+                () = &mut shutdown => break 'serve,
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -232,27 +254,64 @@ async fn serve_app(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) = registry.admit(&peer) else {
+            // Over its client's cap: a short answer if the socket takes it now (it always can: nothing was
+            // written yet), then close. Not logged one by one: a flood would flood the log.
+            let _ = stream.try_write(crate::connections::OVER_CAP_RESPONSE);
+            metrics::counter!("workmail_pat_connections_refused_total").increment(1);
+            drop(permit);
+            continue;
+        };
+        registry.shed_idle();
         let _ = stream.set_nodelay(true);
         let timeout = RequestTimeout(limits.request_timeout);
+        let state = slot.state.clone();
+        let app = app.clone();
         let service =
-            app.clone()
-                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    request.extensions_mut().insert(timeout);
-                    request
-                });
+            tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                // Counted from the moment hyper hands the request over, so the shedder never sees it idle.
+                let busy = state.busy();
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request.extensions_mut().insert(timeout);
+                let app = app.clone();
+                async move {
+                    let _busy = busy;
+                    app.oneshot(request).await
+                }
+            });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            let mut connection = std::pin::pin!(connection);
+            let mut closing = false;
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    () = slot.state.shed_requested(), if !closing => {},
+                    _ = stop.wait_for(|stop| *stop), if !closing => {},
+                }
+                // Asked to close. A connection that never handed over a request has no answer to lose: close it
+                // now (hyper would otherwise wait for a first request). Otherwise hyper closes it at once if idle,
+                // or after the response in progress.
+                if !slot.state.ever_used() {
+                    break;
+                }
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            drop(slot);
             drop(permit);
         });
     }
     drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection gives its permit back when it ends: holding all of them means all have ended.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => {},
+        _ = permits.acquire_many(all) => {},
         () = tokio::time::sleep(limits.shutdown_timeout) => {
             tracing::warn!("in-flight requests did not finish within the shutdown deadline");
         }

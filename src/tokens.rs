@@ -176,9 +176,11 @@ fn shared_request(app: &AppState, subject: &str, client: Option<IpAddr>) -> Atte
 /// work is done against a dummy, so timing does not reveal whether the user exists.
 async fn password_matches(password: &str, stored: Option<String>) -> Result<bool, StoreError> {
     let password = zeroize::Zeroizing::new(password.to_string());
-    secrets::on_password_thread(move || secrets::verify_password(&password, stored.as_deref()))
-        .await
-        .map_err(StoreError::Backend)
+    crate::hashing::on_password_thread(crate::hashing::Lane::SignIn, move || {
+        secrets::verify_password(&password, stored.as_deref())
+    })
+    .await
+    .map_err(crate::hashing::HashingError::into_store_error)
 }
 
 /// Checks that the user may create, list or delete their own tokens (spec D9): an Active organization, an ENABLED

@@ -43,12 +43,22 @@ pub fn check_role(role: &Option<String>) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Hashes a password on a blocking thread (Argon2id is deliberately slow).
+/// Hashes a password in the administration lane (Argon2id is deliberately slow); a full lane is a retryable
+/// 503 `ServiceUnavailable`.
 pub async fn hash_password(password: String) -> Result<String, ServiceError> {
-    crate::secrets::on_password_thread(move || crate::secrets::hash_password(&password))
-        .await
-        .map_err(ServiceError::internal)?
-        .map_err(ServiceError::internal)
+    use crate::hashing::{HashingError, Lane, on_password_thread};
+    on_password_thread(Lane::Admin, move || {
+        crate::secrets::hash_password(&password)
+    })
+    .await
+    .map_err(|e| match e {
+        HashingError::Busy => ServiceError::new(
+            ErrorCode::ServiceUnavailable,
+            "Too many password operations are in progress. Please retry.",
+        ),
+        HashingError::Gone => ServiceError::internal(e),
+    })?
+    .map_err(ServiceError::internal)
 }
 
 pub fn check_password_strength(password: &str) -> Result<(), ServiceError> {

@@ -177,7 +177,12 @@ impl IntoResponse for WebError {
         )
             .into_response();
         no_store(response.headers_mut());
-        if let Some(secs) = self.retry_after {
+        // A throttled answer says when to come back; every 503 here is momentary (database unreachable, password
+        // queue full).
+        let retry_after = self
+            .retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(1));
+        if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -387,6 +387,21 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
                 ),
             )
         }
+        Err(crate::store::StoreError::Unavailable(detail)) => {
+            // Database unreachable or password queue full: the same answer whether or not the user exists.
+            tracing::warn!(%detail, event = "sign_in", via = "page", outcome = "unavailable");
+            let mut response = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                views::message(
+                    "Busy",
+                    "The service is busy right now. Please try again in a moment.",
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Err(e) => internal(e),
     }
 }

@@ -2,8 +2,13 @@
 
 Workers loop over lists (AWS ListPersonalAccessTokens/ListUsers/ListOrganizations with pagination), PAT creates and
 deletes (web API), verifications (good and bad tokens) and bad requests (malformed bodies, unknown targets, missing
-auth). Prints requests per second every interval and the server's RSS at start and end; exits non-zero on any 5xx,
-on an unexpected answer, or when RSS grows by more than --max-rss-growth-mib.
+auth). Prints requests per second and the server's RSS every interval; exits non-zero on any 5xx, on an unexpected
+answer, or when memory keeps growing.
+
+Memory is judged after a warm-up, because caches legitimately fill at first (SQLite page caches, the allocator's
+arenas, the failure windows): the RSS samples of the second half of the run are fitted with a least-squares line,
+and its slope must stay under --max-rss-slope-mib-per-min. Runs shorter than --min-judged-seconds are too short to
+tell a slope from noise; for them only --max-rss-growth-mib (start to end) is checked.
 """
 
 from __future__ import annotations
@@ -180,7 +185,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--interval", type=float, default=10)
-    ap.add_argument("--max-rss-growth-mib", type=float, default=64)
+    ap.add_argument("--max-rss-growth-mib", type=float, default=64,
+                    help="start-to-end RSS growth allowed in runs too short for a slope")
+    ap.add_argument("--max-rss-slope-mib-per-min", type=float, default=1.0,
+                    help="RSS slope allowed over the second half of the run")
+    ap.add_argument("--min-judged-seconds", type=float, default=120,
+                    help="runs at least this long are judged by the slope")
     a = ap.parse_args()
     hostport = a.url.split("//", 1)[1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
@@ -197,14 +207,14 @@ def main() -> int:
     for t in threads:
         t.start()
     last_n, last_t = 0, start
-    rss_samples = [rss_start]
+    rss_samples = [(0.0, rss_start)]
     while any(t.is_alive() for t in threads):
         time.sleep(min(a.interval, max(0.05, deadline - time.monotonic() + 0.05)))
         now = time.monotonic()
         with stats.lock:
             n = stats.count
         rss = rss_kib(a.pid)
-        rss_samples.append(rss)
+        rss_samples.append((now - start, rss))
         if now - last_t > 0.01:
             print(f"soak: t={now - start:6.1f}s  {(n - last_n) / (now - last_t):8.1f} req/s  total {n}  "
                   f"RSS {rss / 1024:.1f} MiB", flush=True)
@@ -215,15 +225,38 @@ def main() -> int:
     elapsed = time.monotonic() - start
     rss_end = rss_kib(a.pid)
     print(f"soak: {stats.count} requests in {elapsed:.1f}s = {stats.count / elapsed:.1f} req/s; by kind {stats.by_kind}")
+    rss_samples.append((elapsed, rss_end))
+    late = [(t, kib / 1024) for t, kib in rss_samples if t >= elapsed / 2]
+    slope = slope_per_minute(late)
     print(f"soak: server RSS start {rss_start / 1024:.1f} MiB, end {rss_end / 1024:.1f} MiB, "
-          f"max {max(rss_samples) / 1024:.1f} MiB")
+          f"max {max(kib for _, kib in rss_samples) / 1024:.1f} MiB; slope over the second half "
+          f"{slope:+.2f} MiB/min ({len(late)} samples)")
+    print("soak: RSS curve (s, MiB): " + " ".join(f"{t:.0f}:{kib / 1024:.1f}" for t, kib in rss_samples))
     if stats.errors:
         print("soak: FAILED, unexpected answers:\n  " + "\n  ".join(stats.errors))
         return 1
-    if (rss_end - rss_start) / 1024 > a.max_rss_growth_mib:
+    if elapsed >= a.min_judged_seconds:
+        if slope > a.max_rss_slope_mib_per_min:
+            print(f"soak: FAILED, RSS still growing after the warm-up: {slope:+.2f} MiB/min over the second half "
+                  f"(allowed {a.max_rss_slope_mib_per_min} MiB/min)")
+            return 1
+    elif (rss_end - rss_start) / 1024 > a.max_rss_growth_mib:
         print(f"soak: FAILED, RSS grew by more than {a.max_rss_growth_mib} MiB")
         return 1
     return 0
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MiB) points, in MiB per minute (0 with fewer than 3 points)."""
+    if len(points) < 3:
+        return 0.0
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    return 60 * sum((t - mt) * (v - mv) for t, v in points) / var
 
 
 if __name__ == "__main__":
