@@ -181,7 +181,7 @@ def no_pg_env() -> dict:
 # --------------------------------------------------------------------------------------------------------------
 # Defect 5: the database password never reaches a log, and comes from a file or libpq's sources
 # --------------------------------------------------------------------------------------------------------------
-def test_defect_5_database_password_never_logged(tmp_path, pg_db):
+def test_defect_05_database_password_never_logged(tmp_path, pg_db):
     """A server on a URL with a password (in the userinfo and as ?password=) logs neither, even at debug."""
     pw_user = "UserinfoPw" + secrets.token_hex(8)
     pw_query = "QueryPw" + secrets.token_hex(8)
@@ -214,7 +214,7 @@ def test_defect_5_database_password_never_logged(tmp_path, pg_db):
     assert pg_db in stderr
 
 
-def test_defect_5_cli_errors_never_print_the_password(tmp_path):
+def test_defect_05_cli_errors_never_print_the_password(tmp_path):
     """Every command's errors and --help show the URL masked."""
     pw = "CliSecret" + secrets.token_hex(8)
     closed = free_port()
@@ -246,7 +246,7 @@ def test_defect_5_cli_errors_never_print_the_password(tmp_path):
     assert "mysql://alice:***@127.0.0.1/db" in r.stderr, r.stderr
 
 
-def test_defect_5_password_file_and_libpq_sources(tmp_path, fake_pg):
+def test_defect_05_password_file_and_libpq_sources(tmp_path, fake_pg):
     """The password sent is the URL's, else --database-password-file's, else PGPASSWORD's, else the libpq
     password file's (only when private to its owner). A fake server that asks for a cleartext password shows
     what is sent."""
@@ -303,7 +303,7 @@ def test_defect_5_password_file_and_libpq_sources(tmp_path, fake_pg):
     assert warns and "0644" in warns[0], r.stderr
 
 
-def test_defect_5_server_starts_with_password_from_file_or_env(tmp_path, pg_db):
+def test_defect_05_server_starts_with_password_from_file_or_env(tmp_path, pg_db):
     """Against the real PostgreSQL (trust auth: any password is accepted): a server given its password by file or
     by PGPASSWORD starts and serves."""
     pw_file = tmp_path / "pw"
