@@ -22,7 +22,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::Shared;
+use crate::context::Shared;
 
 /// The `__type` of every refusal: SDKs and retry policies treat a 403 `AccessDeniedException` as final (it is
 /// neither a throttling, a transient nor a 5xx error), so a refused client fails at once instead of retrying.

@@ -42,6 +42,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod connections;
+pub mod context;
 pub mod domain;
 pub mod error;
 pub mod guard;

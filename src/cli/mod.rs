@@ -10,9 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::protocol::{AuthMode, Authenticator, KeyEntry};
+use crate::auth::{AuthMode, Authenticator, KeyEntry};
 use crate::secrets::Key32;
-use crate::server::{Limits, Shared};
+use crate::context::{Limits, Shared};
 use crate::state::{AppState, Settings};
 
 mod migrate;
