@@ -523,7 +523,11 @@ pub async fn generate(
                 last_used_ms: index.is_multiple_of(3).then_some(created_ms + 3_600_000),
                 expires_ms: created_ms + 365 * 86_400_000,
             };
-            if index.is_multiple_of(sample_every) && samples.len() < sample {
+            // Samples are verified for IMAP (as a mail server would ask), so they must carry it.
+            if index.is_multiple_of(sample_every)
+                && samples.len() < sample
+                && token.scopes.iter().any(|s| s == "IMAP")
+            {
                 samples.push(SampleSecret {
                     organization_id: org.id.clone(),
                     user_name: user.name.clone(),

@@ -531,7 +531,7 @@ async fn run(args: Args) -> Result<(), String> {
             json_request(
                 &addr,
                 "/auth/v1/verify",
-                &serde_json::json!({"OrganizationId": org, "Username": user, "Token": secret}),
+                &serde_json::json!({"OrganizationId": org, "Username": user, "Token": secret, "Scope": "IMAP"}),
             )
         })
         .collect();
