@@ -38,7 +38,7 @@ WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_p
 
 echo "==> systemd-analyze (checks contrib/systemd/workmail-pat.service in the Python suite)"
 # Debian's `systemd` package (a few seconds); `verify` and `security --offline` need no running systemd. Where it
-# cannot be installed the unit tests are skipped with the reason shown below (-rs).
+# cannot be installed the unit tests are skipped with the reason shown in pytest's summary (-ra).
 if ! command -v systemd-analyze >/dev/null; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     { $SUDO apt-get update -qq &&
@@ -47,7 +47,7 @@ if ! command -v systemd-analyze >/dev/null; then
 fi
 
 echo "==> pytest (boto3 and AWS CLI against the real server; the README's code blocks: test_frontdoor.py)"
-WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -rs -p no:cacheprovider
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'

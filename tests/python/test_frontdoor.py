@@ -66,6 +66,8 @@ SKIP: list[tuple[str, str, str]] = [
     ("README.md", "openssl rand -hex 32 > /etc/workmail-pat/token-key",
      "a production setup: writes to /etc and serves PostgreSQL replicas on 10.0.0.x addresses; "
      "tests/sdk_replicas.rs runs three replicas on one PostgreSQL"),
+    ("README.md", "systemctl enable --now workmail-pat",
+     "installs a system service on a production host; test_operator_kit.py checks the unit with systemd-analyze"),
     ("README.md", "workmail-pat migrate --from sqlite:/var/lib/workmail-pat",
      "a production migration (/var/lib, a PostgreSQL host named db); tests/store_migrate.rs runs migrate"),
 ]
