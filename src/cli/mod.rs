@@ -56,7 +56,7 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token for a user and print it (with its secret, shown once) as JSON.
-    Create(TokenCreateArgs),
+    Create(Box<TokenCreateArgs>),
     /// Print a fresh, valid `wmpat_` secret (touches no database): for fixed secrets in seed files and fixtures.
     Secret,
 }
@@ -453,7 +453,7 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
-            Command::Token(TokenCommand::Create(args)) => token::create(args).await,
+            Command::Token(TokenCommand::Create(args)) => token::create(*args).await,
             Command::Token(TokenCommand::Secret) => token::secret(),
             Command::Completions(args) => kit::completions(args),
             Command::Man => kit::man(),
