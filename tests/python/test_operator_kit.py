@@ -82,6 +82,8 @@ def test_access_log_at_info_with_the_flag(tmp_path):
     assert "secret=shh" not in srv.stderr_path.read_text()
     # Audit events stay at INFO beside the access log.
     assert any(r["fields"].get("event") == "sign_in" and r["level"] == "INFO" for r in records(srv))
+    # The background writer is flushed at exit: the last line written before the process ends is there.
+    assert records(srv)[-1]["fields"]["message"] == "shutting down", records(srv)[-1]
 
 
 def test_no_access_log_at_info_without_the_flag(tmp_path):
