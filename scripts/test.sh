@@ -36,7 +36,17 @@ echo "==> SDK integration suites again, every server on its own PostgreSQL datab
 WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_pagination \
     --test sdk_next_token --test sdk_sigv4
 
-echo "==> pytest (boto3 and AWS CLI against the real server)"
+echo "==> systemd-analyze (checks contrib/systemd/workmail-pat.service in the Python suite)"
+# Debian's `systemd` package (a few seconds); `verify` and `security --offline` need no running systemd. Where it
+# cannot be installed the unit tests are skipped with the reason shown in pytest's summary (-ra).
+if ! command -v systemd-analyze >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    { $SUDO apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends systemd >/dev/null; } ||
+        echo "WARNING: systemd-analyze could not be installed; the systemd unit tests will be skipped"
+fi
+
+echo "==> pytest (boto3 and AWS CLI against the real server; the README's code blocks: test_frontdoor.py)"
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"

@@ -300,8 +300,12 @@ async fn seed_token(
     validate::scopes(&scopes, "tokens.scopes").map_err(|e| e.message.to_string())?;
     let (secret, generated) = match &t.secret {
         Some(text) => (
-            PatSecret::parse(text).ok_or_else(|| {
-                format!("token {:?}: the secret is not a valid wmpat_ token", t.name)
+            PatSecret::check(text).map_err(|e| {
+                format!(
+                    "token {:?}: the secret is not a valid wmpat_ token: {e}. Write a real one with \
+                     `workmail-pat token secret`, or leave `secret` out to have one generated",
+                    t.name
+                )
             })?,
             false,
         ),

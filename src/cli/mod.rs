@@ -15,6 +15,7 @@ use crate::secrets::Key32;
 use crate::server::{Limits, Shared};
 use crate::state::{AppState, Settings};
 
+mod kit;
 mod migrate;
 mod report;
 mod seed;
@@ -46,12 +47,18 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// List an organization's tokens that expire soon or were not used for a long time (for audits).
     Report(report::ReportArgs),
+    /// Print a shell completion script (e.g. `workmail-pat completions bash > /etc/bash_completion.d/workmail-pat`).
+    Completions(kit::CompletionsArgs),
+    /// Print the manual page (roff), e.g. `workmail-pat man > workmail-pat.1`.
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token for a user and print it (with its secret, shown once) as JSON.
-    Create(TokenCreateArgs),
+    Create(Box<TokenCreateArgs>),
+    /// Print a fresh, valid `wmpat_` secret (touches no database): for fixed secrets in seed files and fixtures.
+    Secret,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +278,10 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Log one record per request (method, path, AWS operation, status, error type, duration, bytes) at INFO
+    /// instead of DEBUG.
+    #[arg(long, env = "WORKMAIL_PAT_ACCESS_LOG")]
+    pub access_log: bool,
 }
 
 #[derive(Args, Debug)]
@@ -436,17 +447,23 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
     Some(handle)
 }
 
-fn init_tracing(format: LogFormat) {
+/// Installs the process-wide log subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr through a
+/// background thread, so a slow terminal or a full pipe never stalls a request (when its queue is full, lines are
+/// dropped rather than waited for). Keep the returned guard alive until the command ends: dropping it flushes.
+#[must_use = "dropping the guard stops the log writer"]
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
 
 /// Entry point of the binary; returns the process exit code.
@@ -465,7 +482,10 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
-            Command::Token(TokenCommand::Create(args)) => token::create(args).await,
+            Command::Token(TokenCommand::Create(args)) => token::create(*args).await,
+            Command::Token(TokenCommand::Secret) => token::secret(),
+            Command::Completions(args) => kit::completions(args),
+            Command::Man => kit::man(),
             Command::Seed(args) => seed::run(args).await,
             Command::Dump(args) => seed::dump(args).await,
             Command::Migrate(args) => migrate::run(args).await,
@@ -482,7 +502,8 @@ pub fn main() -> i32 {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    init_tracing(args.log_format);
+    // Held to the end of `serve`: dropping it flushes the last lines (the shutdown ones) before the process exits.
+    let _log = init_tracing(args.log_format);
     if !args.access_keys.is_empty() {
         tracing::warn!(
             event = "secret_on_command_line",
@@ -539,6 +560,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .transpose()?,
         verify_require_scope: !args.verify_allow_missing_scope,
         reauth_after_ms: (args.reauthenticate_after as i64).saturating_mul(1000),
+        access_log: args.access_log,
         ..Settings::default()
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")

@@ -225,11 +225,18 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         .increment(1);
     metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-    match result {
+    let mut response = match result {
         Ok(body) => encode_ok(body, &request_id),
         Err(e) => encode_error(&e, &request_id),
-    }
+    };
+    response.extensions_mut().insert(OperationName(operation));
+    response
 }
+
+/// The AWS operation a response answered (`"unknown"` when the target was missing or unknown), for the access log
+/// written by [`crate::server`]'s request middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationName(pub &'static str);
 
 fn throttled() -> ServiceError {
     ServiceError::new(ErrorCode::ThrottlingException, "Rate exceeded")
