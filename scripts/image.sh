@@ -7,10 +7,10 @@
 #   ./scripts/image.sh --tag NAME           another name instead of workmail-pat
 #   ./scripts/image.sh --binary-only        only build the static binary and print its path
 #
-# podman is installed with apt-get when missing. The machine's podman settings are used unless CONTAINERS_CONF is
-# set; when it is not, this script writes one to target/podman/containers.conf that selects runc (crun refuses some
-# hybrid cgroup layouts) and explicit ulimits (some VMs do not permit podman's default rlimits) and exports it for
-# the podman commands below. `source`-ing is not needed: tests set CONTAINERS_CONF to the same file.
+# podman (with runc, netavark, aardvark-dns and iptables) is installed with apt-get when missing. A CONTAINERS_CONF
+# that is set is used as it is; otherwise this script writes target/podman/containers.conf, which selects runc
+# (crun refuses some hybrid cgroup layouts) and explicit ulimits (some VMs do not permit podman's defaults), and
+# uses it. To run the image by hand on such a machine: export CONTAINERS_CONF=target/podman/containers.conf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
