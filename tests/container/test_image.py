@@ -262,7 +262,7 @@ class Container:
         return r.stdout + r.stderr
 
     def remove(self):
-        podman("rm", "-f", "-t", "10", self.name, check=False)
+        podman("rm", "-f", "-v", "-t", "10", self.name, check=False)
 
 
 @pytest.fixture
@@ -271,7 +271,7 @@ def cleanup():
     yield things
     for kind, name in reversed(things):
         if kind == "container":
-            podman("rm", "-f", "-t", "10", name, check=False)
+            podman("rm", "-f", "-v", "-t", "10", name, check=False)
         else:
             podman(kind, "rm", "-f", name, check=False)
 
@@ -386,5 +386,5 @@ def test_static_binary_in_the_image_reaches_postgresql_by_name(image, cleanup, t
         assert org in org_ids(client)
     finally:
         for _, name in cleanup:
-            podman("rm", "-f", "-t", "5", name, check=False)
+            podman("rm", "-f", "-v", "-t", "5", name, check=False)
         run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
