@@ -49,16 +49,32 @@ fi
 echo "==> pytest (boto3 and AWS CLI against the real server; the README's code blocks: test_frontdoor.py)"
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
-echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
+echo "==> pytest plugin: manylinux2014 wheel with the static binary (maturin), auditwheel, fresh venv, examples/pytest-token-audit with and without -n 2"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2' 'auditwheel>=6,<7'
 rm -rf target/pytest-wheel target/pytest-venv
-(cd python && ../.venv/bin/maturin build --release --quiet --out ../target/pytest-wheel)
+# The static release build (issue 17), the same flags and --target as scripts/image.sh, so the container image step
+# below reuses this compile (only the final link differs: maturin strips the binary). A static binary needs no
+# glibc of the machine, so the wheel is manylinux2014 (glibc 2.17), installable on every Linux of the last decade.
+STATIC_TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+STATIC_RUSTFLAGS_VAR="CARGO_TARGET_$(echo "$STATIC_TRIPLE" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+(cd python && env "$STATIC_RUSTFLAGS_VAR=-C target-feature=+crt-static" ../.venv/bin/maturin build --release \
+    --locked --quiet --target "$STATIC_TRIPLE" --compatibility manylinux2014 --out ../target/pytest-wheel)
 python3 -m venv target/pytest-venv
 target/pytest-venv/bin/python -m pip install --quiet --disable-pip-version-check \
     target/pytest-wheel/pytest_workmail_pat-*.whl -r examples/pytest-token-audit/requirements.txt
-target/pytest-venv/bin/python python/check_wheel.py target/pytest-wheel/pytest_workmail_pat-*.whl
+target/pytest-venv/bin/python python/check_wheel.py --auditwheel .venv/bin/auditwheel \
+    target/pytest-wheel/pytest_workmail_pat-*.whl
 (cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q)
 (cd examples/pytest-token-audit && env -u WORKMAIL_PAT_BIN ../../target/pytest-venv/bin/python -m pytest -q -n 2)
+
+echo "==> Container image (issue 17): FROM scratch with the static binary (podman), run: health, boto3, volume, by name"
+# podman (Debian's) is installed by image.sh when missing; image.sh writes target/podman/containers.conf (runc,
+# explicit ulimits) unless CONTAINERS_CONF is set, and the tests use the same file. A machine that cannot run
+# containers at all skips the run tests with the reason shown (-rs); the image build itself needs no runtime.
+./scripts/image.sh
+CONTAINERS_CONF="${CONTAINERS_CONF:-$TARGET_DIR/podman/containers.conf}" \
+    WORKMAIL_PAT_BIN="$TARGET_DIR/$STATIC_TRIPLE/release/workmail-pat" WORKMAIL_PAT_IMAGE=workmail-pat:latest \
+    .venv/bin/python -m pytest tests/container -q -rs -p no:cacheprovider
 
 echo "==> Benchmark smoke run (issue 4): checks the benchmark works, not its figures"
 cargo build --release --bin workmail-pat --bin workmail-pat-bench

@@ -15,6 +15,7 @@ use crate::secrets::Key32;
 use crate::server::{Limits, Shared};
 use crate::state::{AppState, Settings};
 
+mod health;
 mod kit;
 mod migrate;
 mod report;
@@ -51,6 +52,8 @@ pub enum Command {
     Completions(kit::CompletionsArgs),
     /// Print the manual page (roff), e.g. `workmail-pat man > workmail-pat.1`.
     Man,
+    /// Ask a running server's health endpoint; exit 0 only when it answers 200 (the container HEALTHCHECK).
+    Health(health::HealthArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -267,9 +270,15 @@ pub struct ServeArgs {
     /// A seed file (YAML or JSON) applied at start; idempotent, so restarts on a persistent database are safe.
     #[arg(long, env = "WORKMAIL_PAT_SEED")]
     pub seed: Option<PathBuf>,
-    /// Serve the test-support API (state reset, clock control, id seeding). Refused on a non-loopback address.
+    /// Serve the test-support API (state reset, clock control, id seeding). Refused on a non-loopback address
+    /// unless --allow-test-api-on-network is given too.
     #[arg(long, env = "WORKMAIL_PAT_ENABLE_TEST_API")]
     pub enable_test_api: bool,
+    /// DANGEROUS, for test containers only: serve the test API on a non-loopback address, where ANYONE who can
+    /// reach the port can erase all state and move the clock. Needs --allowed-host (the names other containers
+    /// use, e.g. the service name) so the Host check still applies; JSON-only and same-origin checks stay.
+    #[arg(long, env = "WORKMAIL_PAT_ALLOW_TEST_API_ON_NETWORK")]
+    pub allow_test_api_on_network: bool,
     /// Log format on stderr.
     #[arg(
         long,
@@ -490,6 +499,7 @@ pub fn main() -> i32 {
             Command::Dump(args) => seed::dump(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Health(args) => health::run(args).await,
         }
     });
     match result {
@@ -541,10 +551,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     };
     if args.enable_test_api && !args.listen.ip().is_loopback() {
-        return Err(format!(
-            "refusing to serve the test-support API on {}: it can erase all state. Use a loopback address",
+        if !args.allow_test_api_on_network {
+            return Err(format!(
+                "refusing to serve the test-support API on {}: it can erase all state. Use a loopback address, \
+                 or (test containers only) --allow-test-api-on-network with --allowed-host",
+                args.listen
+            ));
+        }
+        if args.allowed_hosts.is_empty() {
+            return Err(format!(
+                "--allow-test-api-on-network on {} needs --allowed-host NAME (the names clients use to reach this \
+                 server), so that the test API still refuses other Host names (DNS rebinding)",
+                args.listen
+            ));
+        }
+        tracing::warn!(
+            event = "test_api_on_network",
+            "the test-support API is served on {}: anyone who can reach it can erase all state and move the \
+             clock. Only for disposable test containers",
             args.listen
-        ));
+        );
     }
     let (token_key, pepper) = load_keys(&args.store)?;
     crate::hashing::configure(args.password_queue);

@@ -68,6 +68,12 @@ SKIP: list[tuple[str, str, str]] = [
      "tests/sdk_replicas.rs runs three replicas on one PostgreSQL"),
     ("README.md", "systemctl enable --now workmail-pat",
      "installs a system service on a production host; test_operator_kit.py checks the unit with systemd-analyze"),
+    ("README.md", "./scripts/image.sh",
+     "builds and runs the container image; scripts/test.sh builds it with scripts/image.sh and tests/container runs "
+     "it (health, boto3 through the published port, state across restarts)"),
+    ("README.md", "image: workmail-pat:latest",
+     "compose files need a container engine and compose; tests/container runs the image the same way (a named "
+     "container reached by other containers, the test API behind --allowed-host, PostgreSQL by host name)"),
     ("README.md", "workmail-pat migrate --from sqlite:/var/lib/workmail-pat",
      "a production migration (/var/lib, a PostgreSQL host named db); tests/store_migrate.rs runs migrate"),
 ]
