@@ -11,6 +11,7 @@ use crate::domain::{
 
 pub mod credentials;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 pub use credentials::redact_url;
