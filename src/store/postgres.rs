@@ -366,24 +366,7 @@ macro_rules! run {
 }
 
 impl SqlRow for Row {
-    fn text(&self, i: usize) -> Result<String, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
-    fn int(&self, i: usize) -> Result<i64, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
-    fn flag(&self, i: usize) -> Result<bool, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
-        self.try_get(i).map_err(classify)
-    }
+    sql::sql_row_getters!(try_get, classify);
 }
 
 impl ToSql for Param {

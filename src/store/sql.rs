@@ -79,109 +79,39 @@ use Kind::*;
 
 /// Every table with every column, parents before children (foreign keys hold at every step of a copy). `workmail-pat
 /// migrate` copies exactly these; a test checks them against the migrated SQLite schema.
+#[rustfmt::skip]
 pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
-    (
-        "organizations",
-        &[
-            ("id", Text),
-            ("account", Text),
-            ("region", Text),
-            ("alias", Text),
-            ("alias_key", Text),
-            ("state", Text),
-            ("directory_id", Text),
-            ("directory_type", Text),
-            ("default_mail_domain", Text),
-            ("domains", Text),
-            ("kms_key_arn", OptText),
-            ("interoperability_enabled", Bool),
-            ("created_ms", Int),
-            ("completed_ms", OptInt),
-        ],
-    ),
-    (
-        "users",
-        &[
-            ("id", Text),
-            ("org_id", Text),
-            ("name", Text),
-            ("name_key", Text),
-            ("email", OptText),
-            ("email_key", OptText),
-            ("state", Text),
-            ("role", Text),
-            ("display_name", Text),
-            ("first_name", OptText),
-            ("last_name", OptText),
-            ("initials", OptText),
-            ("telephone", OptText),
-            ("street", OptText),
-            ("job_title", OptText),
-            ("city", OptText),
-            ("company", OptText),
-            ("zip_code", OptText),
-            ("department", OptText),
-            ("country", OptText),
-            ("office", OptText),
-            ("hidden_from_gal", Bool),
-            ("identity_provider_user_id", OptText),
-            ("enabled_ms", OptInt),
-            ("disabled_ms", OptInt),
-            ("mailbox_provisioned_ms", OptInt),
-            ("mailbox_deprovisioned_ms", OptInt),
-            ("created_ms", Int),
-            ("password_hash", OptText),
-            ("credential_generation", Int),
-        ],
-    ),
-    (
-        "identity_provider_configurations",
-        &[
-            ("org_id", Text),
-            ("authentication_mode", Text),
-            ("instance_arn", Text),
-            ("application_arn", Text),
-            ("pat_status", Text),
-            ("pat_lifetime_days", Int),
-        ],
-    ),
-    (
-        "personal_access_tokens",
-        &[
-            ("id", Text),
-            ("org_id", Text),
-            ("user_id", Text),
-            ("name", Text),
-            ("scopes", Text),
-            ("created_ms", Int),
-            ("last_used_ms", OptInt),
-            ("expires_ms", Int),
-            ("secret_hash", Bytes),
-        ],
-    ),
-    (
-        "client_tokens",
-        &[
-            ("account", Text),
-            ("region", Text),
-            ("operation", Text),
-            ("token", Text),
-            ("request_hash", Bytes),
-            ("result", Text),
-            ("created_ms", Int),
-        ],
-    ),
-    (
-        "sessions",
-        &[
-            ("token_hash", Bytes),
-            ("org_id", Text),
-            ("user_id", Text),
-            ("expires_ms", Int),
-            ("authenticated_ms", Int),
-            ("credential_generation", Int),
-        ],
-    ),
+    ("organizations", &[
+        ("id", Text), ("account", Text), ("region", Text), ("alias", Text), ("alias_key", Text), ("state", Text),
+        ("directory_id", Text), ("directory_type", Text), ("default_mail_domain", Text), ("domains", Text),
+        ("kms_key_arn", OptText), ("interoperability_enabled", Bool), ("created_ms", Int), ("completed_ms", OptInt),
+    ]),
+    ("users", &[
+        ("id", Text), ("org_id", Text), ("name", Text), ("name_key", Text), ("email", OptText),
+        ("email_key", OptText), ("state", Text), ("role", Text), ("display_name", Text), ("first_name", OptText),
+        ("last_name", OptText), ("initials", OptText), ("telephone", OptText), ("street", OptText),
+        ("job_title", OptText), ("city", OptText), ("company", OptText), ("zip_code", OptText),
+        ("department", OptText), ("country", OptText), ("office", OptText), ("hidden_from_gal", Bool),
+        ("identity_provider_user_id", OptText), ("enabled_ms", OptInt), ("disabled_ms", OptInt),
+        ("mailbox_provisioned_ms", OptInt), ("mailbox_deprovisioned_ms", OptInt), ("created_ms", Int),
+        ("password_hash", OptText), ("credential_generation", Int),
+    ]),
+    ("identity_provider_configurations", &[
+        ("org_id", Text), ("authentication_mode", Text), ("instance_arn", Text), ("application_arn", Text),
+        ("pat_status", Text), ("pat_lifetime_days", Int),
+    ]),
+    ("personal_access_tokens", &[
+        ("id", Text), ("org_id", Text), ("user_id", Text), ("name", Text), ("scopes", Text), ("created_ms", Int),
+        ("last_used_ms", OptInt), ("expires_ms", Int), ("secret_hash", Bytes),
+    ]),
+    ("client_tokens", &[
+        ("account", Text), ("region", Text), ("operation", Text), ("token", Text), ("request_hash", Bytes),
+        ("result", Text), ("created_ms", Int),
+    ]),
+    ("sessions", &[
+        ("token_hash", Bytes), ("org_id", Text), ("user_id", Text), ("expires_ms", Int), ("authenticated_ms", Int),
+        ("credential_generation", Int),
+    ]),
 ];
 
 /// The columns [`org`] decodes, in its order.
@@ -220,35 +150,22 @@ pub enum Param {
     Bytes(Vec<u8>),
 }
 
-impl From<&str> for Param {
-    fn from(v: &str) -> Self {
-        Param::Text(v.to_string())
-    }
+macro_rules! param_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
+        $(impl From<$t> for Param {
+            fn from($v: $t) -> Self {
+                $e
+            }
+        })*
+    };
 }
-impl From<&String> for Param {
-    fn from(v: &String) -> Self {
-        Param::Text(v.clone())
-    }
-}
-impl From<String> for Param {
-    fn from(v: String) -> Self {
-        Param::Text(v)
-    }
-}
-impl From<i64> for Param {
-    fn from(v: i64) -> Self {
-        Param::Int(v)
-    }
-}
-impl From<bool> for Param {
-    fn from(v: bool) -> Self {
-        Param::Bool(v)
-    }
-}
-impl From<[u8; 32]> for Param {
-    fn from(v: [u8; 32]) -> Self {
-        Param::Bytes(v.to_vec())
-    }
+param_from! {
+    &str => |v| Param::Text(v.to_string()),
+    &String => |v| Param::Text(v.clone()),
+    String => |v| Param::Text(v),
+    i64 => |v| Param::Int(v),
+    bool => |v| Param::Bool(v),
+    [u8; 32] => |v| Param::Bytes(v.to_vec()),
 }
 impl<T: Clone + Into<Param>> From<&Option<T>> for Param {
     fn from(v: &Option<T>) -> Self {
@@ -279,6 +196,31 @@ pub trait SqlRow {
     fn flag(&self, i: usize) -> Result<bool, StoreError>;
     fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError>;
 }
+
+/// The [`SqlRow`] methods for a driver's row type, each reading with `$get` and mapping errors with `$err`.
+macro_rules! sql_row_getters {
+    ($get:ident, $err:path) => {
+        fn text(&self, i: usize) -> Result<String, StoreError> {
+            self.$get(i).map_err($err)
+        }
+        fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+            self.$get(i).map_err($err)
+        }
+        fn int(&self, i: usize) -> Result<i64, StoreError> {
+            self.$get(i).map_err($err)
+        }
+        fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+            self.$get(i).map_err($err)
+        }
+        fn flag(&self, i: usize) -> Result<bool, StoreError> {
+            self.$get(i).map_err($err)
+        }
+        fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+            self.$get(i).map_err($err)
+        }
+    };
+}
+pub(crate) use sql_row_getters;
 
 /// Turns one row into a value.
 pub type Decode<T> = fn(&dyn SqlRow) -> Result<T, StoreError>;

@@ -199,24 +199,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl SqlRow for Row<'_> {
-    fn text(&self, i: usize) -> Result<String, StoreError> {
-        self.get(i).map_err(backend)
-    }
-    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        self.get(i).map_err(backend)
-    }
-    fn int(&self, i: usize) -> Result<i64, StoreError> {
-        self.get(i).map_err(backend)
-    }
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        self.get(i).map_err(backend)
-    }
-    fn flag(&self, i: usize) -> Result<bool, StoreError> {
-        self.get(i).map_err(backend)
-    }
-    fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
-        self.get(i).map_err(backend)
-    }
+    sql::sql_row_getters!(get, backend);
 }
 
 impl ToSql for Param {
