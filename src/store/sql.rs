@@ -329,10 +329,6 @@ fn partition(r: &dyn SqlRow) -> Result<Partition, StoreError> {
     })
 }
 
-fn count(r: &dyn SqlRow) -> Result<u64, StoreError> {
-    Ok(r.int(0)? as u64)
-}
-
 /// A remembered ClientToken with its creation time.
 pub fn client_token(r: &dyn SqlRow) -> Result<(ClientTokenRecord, Millis), StoreError> {
     let hash = r.bytes(0)?;
@@ -374,22 +370,21 @@ fn json(v: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-/// Whether a lookup key can match no row because it holds U+0000. PostgreSQL `text` cannot hold that character and
-/// fails the whole statement when one is bound (SQLSTATE 22021), while no stored value contains one (validation
-/// refuses it in every written string): such a lookup answers "nothing" without asking, on every backend.
-pub fn unmatchable(keys: &[&str]) -> bool {
-    keys.iter().any(|k| k.contains('\0'))
+/// `SELECT <columns of a decoder> <rest>`.
+macro_rules! select {
+    ($columns:ident, $rest:literal) => {
+        stmt!(concat!("SELECT ", $columns!(), " ", $rest))
+    };
 }
 
-// --- organizations ---
-
-pub const INSERT_ORG: Stmt = stmt!(concat!(
-    "INSERT INTO organizations (",
-    org_columns!(),
-    ", alias_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-));
+// --- statements the backends use in the transactions they drive themselves ---
 
 pub fn insert_org(o: &Organization) -> Result<Step, StoreError> {
+    let insert = stmt!(concat!(
+        "INSERT INTO organizations (",
+        org_columns!(),
+        ", alias_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+    ));
     let args = args![
         &o.id,
         &o.account,
@@ -406,51 +401,8 @@ pub fn insert_org(o: &Organization) -> Result<Step, StoreError> {
         o.completed_ms,
         o.alias.to_ascii_lowercase(),
     ];
-    Ok((INSERT_ORG, args))
+    Ok((insert, args))
 }
-
-pub const GET_ORG: Stmt = stmt!(concat!(
-    "SELECT ",
-    org_columns!(),
-    " FROM organizations WHERE id = ?1 AND account = ?2 AND region = ?3"
-));
-pub const FIND_ORG: Stmt = stmt!(concat!(
-    "SELECT ",
-    org_columns!(),
-    " FROM organizations WHERE id = ?1"
-));
-pub const LIST_ORGS: Stmt = stmt!(concat!(
-    "SELECT ",
-    org_columns!(),
-    " FROM organizations WHERE account = ?1 AND region = ?2 \
-     AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
-));
-
-/// Marks the organization Deleted and removes its tokens and sessions.
-pub fn delete_org(org_id: &str) -> Vec<Step> {
-    vec![
-        (
-            stmt!("UPDATE organizations SET state = ?2 WHERE id = ?1"),
-            args![org_id, org_state::DELETED],
-        ),
-        (
-            stmt!("DELETE FROM personal_access_tokens WHERE org_id = ?1"),
-            args![org_id],
-        ),
-        (
-            stmt!("DELETE FROM sessions WHERE org_id = ?1"),
-            args![org_id],
-        ),
-    ]
-}
-
-pub const COUNT_ENABLED_USERS: Stmt =
-    stmt!("SELECT COUNT(*) FROM users WHERE org_id = ?1 AND state = 'ENABLED'");
-
-pub const LIST_PARTITIONS: Stmt =
-    stmt!("SELECT DISTINCT account, region FROM organizations ORDER BY account, region");
-
-// --- client tokens ---
 
 pub const READ_CLIENT_TOKEN: Stmt = stmt!(
     "SELECT request_hash, result, created_ms FROM client_tokens \
@@ -468,22 +420,33 @@ pub fn claim_client_token(account: &str, region: &str, i: &Idempotency) -> Step 
            request_hash = excluded.request_hash, result = excluded.result, created_ms = excluded.created_ms \
          WHERE client_tokens.created_ms < CAST(?7 AS BIGINT) - CAST(?8 AS BIGINT)"
     );
+    let (op, ttl) = (i.operation, CLIENT_TOKEN_TTL_MS);
     let args = args![
         account,
         region,
-        i.operation,
+        op,
         &i.token,
         i.request_hash,
         &i.result,
         i.now_ms,
-        CLIENT_TOKEN_TTL_MS,
+        ttl
     ];
     (claim, args)
 }
 
-// --- users ---
+/// One row while the session is live for this user (its generation is the user's and the user is ENABLED). On
+/// PostgreSQL the owner's row is share-locked: a concurrent reset or deletion waits for the transaction this runs
+/// in, or commits first and the re-checked row no longer matches.
+pub const LIVE_SESSION: Stmt = stmt!(
+    "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = ?1 AND s.user_id = ?2 AND u.state = 'ENABLED' \
+     AND s.credential_generation = u.credential_generation",
+    "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
+     WHERE s.token_hash = ?1 AND s.user_id = ?2 AND u.state = 'ENABLED' \
+     AND s.credential_generation = u.credential_generation FOR SHARE OF u"
+);
 
-pub fn insert_user(u: &User) -> Step {
+fn insert_user(u: &User) -> Step {
     let insert = stmt!(concat!(
         "INSERT INTO users (",
         user_columns!(),
@@ -526,159 +489,7 @@ pub fn insert_user(u: &User) -> Step {
     (insert, args)
 }
 
-/// ListUsers: the statement for the filter and its fifth parameter. SQLite's LIKE ignores ASCII case; ILIKE on
-/// PostgreSQL's "C"-collated columns does exactly that.
-pub fn list_users(filter: &UserFilter) -> (Stmt, Option<String>) {
-    macro_rules! page {
-        ($clause:literal) => {
-            page!($clause, $clause)
-        };
-        ($sqlite:literal, $postgres:literal) => {
-            stmt!(
-                concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE org_id = ?1 AND (created_ms, id) > (?2, ?3) AND (",
-                    $sqlite,
-                    ") ORDER BY created_ms, id LIMIT ?4"
-                ),
-                concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM users WHERE org_id = ?1 AND (created_ms, id) > (?2, ?3) AND (",
-                    $postgres,
-                    ") ORDER BY created_ms, id LIMIT ?4"
-                )
-            )
-        };
-    }
-    match filter {
-        UserFilter::None => (page!("CAST(?5 AS TEXT) IS NULL"), None),
-        UserFilter::UsernamePrefix(p) => (
-            page!("name LIKE ?5 ESCAPE '\\'", "name ILIKE ?5 ESCAPE '\\'"),
-            Some(like_prefix(p)),
-        ),
-        UserFilter::DisplayNamePrefix(p) => (
-            page!(
-                "display_name LIKE ?5 ESCAPE '\\'",
-                "display_name ILIKE ?5 ESCAPE '\\'"
-            ),
-            Some(like_prefix(p)),
-        ),
-        UserFilter::PrimaryEmailPrefix(p) => (
-            page!("email LIKE ?5 ESCAPE '\\'", "email ILIKE ?5 ESCAPE '\\'"),
-            Some(like_prefix(p)),
-        ),
-        UserFilter::State(s) => (page!("state = ?5"), Some(s.as_str().to_string())),
-        UserFilter::IdentityProviderUserIdPrefix(p) => (
-            page!(
-                "identity_provider_user_id LIKE ?5 ESCAPE '\\'",
-                "identity_provider_user_id ILIKE ?5 ESCAPE '\\'"
-            ),
-            Some(like_prefix(p)),
-        ),
-    }
-}
-
-/// The prefix a filter matches with, for the NUL guard ("" when it has none).
-pub fn filter_prefix(filter: &UserFilter) -> &str {
-    match filter {
-        UserFilter::UsernamePrefix(p)
-        | UserFilter::DisplayNamePrefix(p)
-        | UserFilter::PrimaryEmailPrefix(p)
-        | UserFilter::IdentityProviderUserIdPrefix(p) => p.as_str(),
-        UserFilter::None | UserFilter::State(_) => "",
-    }
-}
-
-/// Sets the fields the update names and keeps the others (one statement whatever the update holds).
-pub fn update_user(user_id: &str, u: UserUpdate) -> Step {
-    let update = stmt!(
-        "UPDATE users SET role = COALESCE(?2, role), display_name = COALESCE(?3, display_name), \
-         first_name = COALESCE(?4, first_name), last_name = COALESCE(?5, last_name), \
-         initials = COALESCE(?6, initials), telephone = COALESCE(?7, telephone), street = COALESCE(?8, street), \
-         job_title = COALESCE(?9, job_title), city = COALESCE(?10, city), company = COALESCE(?11, company), \
-         zip_code = COALESCE(?12, zip_code), department = COALESCE(?13, department), \
-         country = COALESCE(?14, country), office = COALESCE(?15, office), \
-         hidden_from_gal = COALESCE(?16, hidden_from_gal), identity_provider_user_id = \
-         CASE WHEN ?17 THEN ?18 ELSE identity_provider_user_id END WHERE id = ?1"
-    );
-    let idp = u.identity_provider_user_id;
-    let args = args![
-        user_id,
-        u.role,
-        u.display_name,
-        u.first_name,
-        u.last_name,
-        u.initials,
-        u.telephone,
-        u.street,
-        u.job_title,
-        u.city,
-        u.company,
-        u.zip_code,
-        u.department,
-        u.country,
-        u.office,
-        u.hidden_from_global_address_list,
-        idp.is_some(),
-        idp.flatten(),
-    ];
-    (update, args)
-}
-
-/// ENABLED with this email; the credential generation moves (sessions of an earlier registration end).
-pub fn register_user(user_id: &str, email: &str, now_ms: Millis) -> Step {
-    let register = stmt!(
-        "UPDATE users SET state = 'ENABLED', email = ?2, email_key = ?3, enabled_ms = ?4, \
-         mailbox_provisioned_ms = ?4, credential_generation = credential_generation + 1 WHERE id = ?1"
-    );
-    (
-        register,
-        args![user_id, email, email.to_ascii_lowercase(), now_ms],
-    )
-}
-
-const END_SESSIONS: Stmt = stmt!("DELETE FROM sessions WHERE user_id = ?1");
-
-pub fn deregister_user(user_id: &str, now_ms: Millis) -> Vec<Step> {
-    let deregister = stmt!(
-        "UPDATE users SET state = 'DISABLED', email = NULL, email_key = NULL, disabled_ms = ?2, \
-         mailbox_deprovisioned_ms = ?2, credential_generation = credential_generation + 1 WHERE id = ?1"
-    );
-    vec![
-        (deregister, args![user_id, now_ms]),
-        (END_SESSIONS, args![user_id]),
-    ]
-}
-
-pub fn delete_user(user_id: &str) -> Vec<Step> {
-    let delete = stmt!(
-        "UPDATE users SET state = 'DELETED', credential_generation = credential_generation + 1 WHERE id = ?1"
-    );
-    vec![
-        (delete, args![user_id]),
-        (
-            stmt!("DELETE FROM personal_access_tokens WHERE user_id = ?1"),
-            args![user_id],
-        ),
-        (END_SESSIONS, args![user_id]),
-    ]
-}
-
-pub fn set_password(user_id: &str, password_hash: &str) -> Vec<Step> {
-    let set = stmt!(
-        "UPDATE users SET password_hash = ?2, credential_generation = credential_generation + 1 WHERE id = ?1"
-    );
-    vec![
-        (set, args![user_id, password_hash]),
-        (END_SESSIONS, args![user_id]),
-    ]
-}
-
-// --- identity provider / PAT configuration ---
-
-pub fn put_idp(org_id: &str, c: &IdentityProviderConfiguration) -> Step {
+fn put_idp(org_id: &str, c: &IdentityProviderConfiguration) -> Step {
     let put = stmt!(
         "INSERT INTO identity_provider_configurations \
          (org_id, authentication_mode, instance_arn, application_arn, pat_status, pat_lifetime_days) \
@@ -687,25 +498,17 @@ pub fn put_idp(org_id: &str, c: &IdentityProviderConfiguration) -> Step {
          application_arn = excluded.application_arn, pat_status = excluded.pat_status, \
          pat_lifetime_days = excluded.pat_lifetime_days"
     );
+    let (mode, status) = (&c.authentication_mode, c.pat_status.as_str());
     let args = args![
         org_id,
-        &c.authentication_mode,
+        mode,
         &c.instance_arn,
         &c.application_arn,
-        c.pat_status.as_str(),
-        c.pat_lifetime_days,
+        status,
+        c.pat_lifetime_days
     ];
     (put, args)
 }
-
-pub const GET_IDP: Stmt = stmt!(
-    "SELECT authentication_mode, instance_arn, application_arn, pat_status, pat_lifetime_days \
-     FROM identity_provider_configurations WHERE org_id = ?1"
-);
-pub const DELETE_IDP: Stmt =
-    stmt!("DELETE FROM identity_provider_configurations WHERE org_id = ?1");
-
-// --- personal access tokens ---
 
 pub fn insert_pat(t: &PersonalAccessToken, secret_digest: [u8; 32]) -> Result<Step, StoreError> {
     let insert = stmt!(concat!(
@@ -727,144 +530,14 @@ pub fn insert_pat(t: &PersonalAccessToken, secret_digest: [u8; 32]) -> Result<St
     Ok((insert, args))
 }
 
-/// One row while the session is live for this user (its generation is the user's and the user is ENABLED). On
-/// PostgreSQL the owner's row is share-locked: a concurrent reset or deletion waits for the transaction this runs
-/// in, or commits first and the re-checked row no longer matches.
-pub const LIVE_SESSION: Stmt = stmt!(
-    "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
-     WHERE s.token_hash = ?1 AND s.user_id = ?2 AND u.state = 'ENABLED' \
-     AND s.credential_generation = u.credential_generation",
-    "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id \
-     WHERE s.token_hash = ?1 AND s.user_id = ?2 AND u.state = 'ENABLED' \
-     AND s.credential_generation = u.credential_generation FOR SHARE OF u"
-);
-
-pub const GET_PAT: Stmt = stmt!(concat!(
-    "SELECT ",
-    pat_columns!(),
-    " FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2"
-));
-pub const DELETE_PAT: Stmt =
-    stmt!("DELETE FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2");
-pub const FIND_PAT_BY_DIGEST: Stmt = stmt!(concat!(
-    "SELECT ",
-    pat_columns!(),
-    " FROM personal_access_tokens WHERE secret_hash = ?1"
-));
-
-pub const VERIFY_LOOKUP: Stmt = stmt!(
-    "SELECT t.id, t.org_id, t.user_id, t.name, t.scopes, t.created_ms, t.last_used_ms, t.expires_ms, \
-            u.name_key, u.email_key, u.state, o.state, c.pat_status \
-     FROM personal_access_tokens t \
-     JOIN users u ON u.id = t.user_id \
-     JOIN organizations o ON o.id = t.org_id \
-     LEFT JOIN identity_provider_configurations c ON c.org_id = t.org_id \
-     WHERE t.secret_hash = ?1"
-);
-
-/// Sets `DateLastUsed` unless it was set less than the interval ago; never moves it back. (On PostgreSQL the WHERE
-/// clause is re-checked on the latest row version after taking the row lock, so racing replicas write at most once
-/// per interval.)
-pub fn touch_pat(id: &str, now_ms: Millis, min_interval_ms: Millis) -> Step {
-    let touch = stmt!(
-        "UPDATE personal_access_tokens SET last_used_ms = ?2 \
-         WHERE id = ?1 AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
-    );
-    (touch, args![id, now_ms, min_interval_ms])
-}
-
-// --- web sessions ---
-
-/// Inserts a session bound to the user's current generation if the user is still ENABLED with exactly this
-/// password hash. On PostgreSQL FOR SHARE makes a concurrent reset, deregistration or deletion either commit first
-/// (and the re-checked row no longer matches) or wait for this insert; either way no session outlives the change.
-pub fn create_session(digest: [u8; 32], s: &Session, password_hash: &str) -> Step {
-    let create = stmt!(
-        "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
-         SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
-         WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6",
-        "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
-         SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
-         WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6 FOR SHARE"
-    );
-    let args = args![
-        digest,
-        &s.org_id,
-        &s.user_id,
-        s.expires_ms,
-        s.authenticated_ms,
-        password_hash,
-    ];
-    (create, args)
-}
-
-pub const GET_SESSION: Stmt = stmt!(
-    "SELECT s.org_id, s.user_id, s.expires_ms, s.authenticated_ms FROM sessions s \
-     JOIN users u ON u.id = s.user_id \
-     WHERE s.token_hash = ?1 AND s.credential_generation = u.credential_generation"
-);
-
-pub fn reauthenticate_session(digest: [u8; 32], password_hash: &str, now_ms: Millis) -> Step {
-    let reauthenticate = stmt!(
-        "UPDATE sessions SET authenticated_ms = ?3 WHERE token_hash = ?1 AND credential_generation = \
-         (SELECT credential_generation FROM users WHERE id = sessions.user_id AND state = 'ENABLED' \
-          AND password_hash = ?2)"
-    );
-    (reauthenticate, args![digest, password_hash, now_ms])
-}
-
-pub const DELETE_SESSION: Stmt = stmt!("DELETE FROM sessions WHERE token_hash = ?1");
-
-// --- test-support reset ---
-
-/// Deletes all state, or one partition's: children before parents.
-pub fn reset(partition: Option<&Partition>) -> Vec<Step> {
-    let Some(p) = partition else {
-        return [
-            "DELETE FROM sessions",
-            "DELETE FROM personal_access_tokens",
-            "DELETE FROM identity_provider_configurations",
-            "DELETE FROM users",
-            "DELETE FROM organizations",
-            "DELETE FROM client_tokens",
-        ]
-        .map(|s| {
-            (
-                Stmt {
-                    sqlite: s,
-                    postgres: s,
-                },
-                Vec::new(),
-            )
-        })
-        .into();
-    };
-    macro_rules! of_orgs {
-        ($table:literal) => {
-            stmt!(concat!(
-                "DELETE FROM ",
-                $table,
-                " WHERE org_id IN (SELECT id FROM organizations WHERE account = ?1 AND region = ?2)"
-            ))
-        };
-    }
-    [
-        of_orgs!("sessions"),
-        of_orgs!("personal_access_tokens"),
-        of_orgs!("identity_provider_configurations"),
-        of_orgs!("users"),
-        stmt!("DELETE FROM organizations WHERE account = ?1 AND region = ?2"),
-        stmt!("DELETE FROM client_tokens WHERE account = ?1 AND region = ?2"),
-    ]
-    .map(|s| (s, args![&p.account, &p.region]))
-    .into()
-}
+/// Ends a user's sessions after a change of credentials (the generation moved with it).
+const END_SESSIONS: Stmt = stmt!("DELETE FROM sessions WHERE user_id = ?1");
 
 // --- the store, written once over a backend's executor ---
 
-/// How a backend runs statements. Every executor is a [`Store`]: the methods below are the whole of each
-/// operation's SQL side, and a backend adds only how it runs a statement, its three statements that differ by more
-/// than placeholders and the two writes whose transactions it drives itself.
+/// How a backend runs statements. Every executor is a [`Store`] (below): a backend adds only how it runs a
+/// statement, its three statements that differ by more than placeholders and the two writes whose transactions it
+/// drives itself.
 #[async_trait]
 pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Resolves `?2` (id) or `?3` (lower-cased name or email) in organization `?1`, the exact id first, then a
@@ -902,14 +575,45 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Flushes and closes cleanly.
     async fn shut_down(&self) -> Result<(), StoreError>;
 
-    async fn one<T: Send + 'static>(
+    /// Runs a read; one whose text parameter holds U+0000 matches nothing and is answered without asking.
+    /// PostgreSQL `text` cannot hold that character and fails the whole statement when one is bound (SQLSTATE
+    /// 22021), while no stored value contains one (validation refuses it in every written string).
+    async fn rows<T: Send + 'static>(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        if holds_nul(&args) {
+            return Ok(Vec::new());
+        }
+        self.all(sql, args, decode).await
+    }
+
+    /// The first row of [`Executor::rows`].
+    async fn row<T: Send + 'static>(
         &self,
         sql: Stmt,
         args: Vec<Param>,
         decode: Decode<T>,
     ) -> Result<Option<T>, StoreError> {
-        Ok(self.all(sql, args, decode).await?.into_iter().next())
+        Ok(self.rows(sql, args, decode).await?.into_iter().next())
     }
+
+    /// Runs one write statement.
+    async fn write1(
+        &self,
+        retry_safe: bool,
+        sql: Stmt,
+        args: Vec<Param>,
+    ) -> Result<u64, StoreError> {
+        self.write(retry_safe, vec![(sql, args)]).await
+    }
+}
+
+fn holds_nul(args: &[Param]) -> bool {
+    args.iter()
+        .any(|a| matches!(a, Param::Text(t) if t.contains('\0')))
 }
 
 /// The keyset position after `after` (before everything when `None`).
@@ -932,18 +636,16 @@ impl<E: Executor> Store for E {
         p: &Partition,
         id: &str,
     ) -> Result<Option<Organization>, StoreError> {
-        if unmatchable(&[id, &p.account, &p.region]) {
-            return Ok(None);
-        }
-        self.one(GET_ORG, args![id, &p.account, &p.region], org)
-            .await
+        let get = select!(
+            org_columns,
+            "FROM organizations WHERE id = ?1 AND account = ?2 AND region = ?3"
+        );
+        self.row(get, args![id, &p.account, &p.region], org).await
     }
 
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
-        if unmatchable(&[id]) {
-            return Ok(None);
-        }
-        self.one(FIND_ORG, args![id], org).await
+        let find = select!(org_columns, "FROM organizations WHERE id = ?1");
+        self.row(find, args![id], org).await
     }
 
     async fn list_organizations(
@@ -952,24 +654,38 @@ impl<E: Executor> Store for E {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<Organization>, StoreError> {
-        if unmatchable(&[&p.account, &p.region]) {
-            return Ok(Vec::new());
-        }
+        let page = select!(
+            org_columns,
+            "FROM organizations WHERE account = ?1 AND region = ?2 \
+             AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
+        );
         let (c_ms, c_id) = position(after);
         let args = args![&p.account, &p.region, c_ms, c_id, limit as i64];
-        self.all(LIST_ORGS, args, org).await
+        self.rows(page, args, org).await
     }
 
     async fn delete_organization(&self, org_id: &str) -> Result<(), StoreError> {
-        self.write(true, delete_org(org_id)).await.map(drop)
+        let steps = vec![
+            (
+                stmt!("UPDATE organizations SET state = ?2 WHERE id = ?1"),
+                args![org_id, org_state::DELETED],
+            ),
+            (
+                stmt!("DELETE FROM personal_access_tokens WHERE org_id = ?1"),
+                args![org_id],
+            ),
+            (
+                stmt!("DELETE FROM sessions WHERE org_id = ?1"),
+                args![org_id],
+            ),
+        ];
+        self.write(true, steps).await.map(drop)
     }
 
     async fn count_enabled_users(&self, org_id: &str) -> Result<u64, StoreError> {
-        if unmatchable(&[org_id]) {
-            return Ok(0);
-        }
-        let n = self.one(COUNT_ENABLED_USERS, args![org_id], count);
-        Ok(n.await?.unwrap_or(0))
+        let count = stmt!("SELECT COUNT(*) FROM users WHERE org_id = ?1 AND state = 'ENABLED'");
+        let n = self.row(count, args![org_id], |r| r.int(0));
+        Ok(n.await?.unwrap_or(0) as u64)
     }
 
     async fn get_client_token(
@@ -979,11 +695,8 @@ impl<E: Executor> Store for E {
         token: &str,
         now_ms: Millis,
     ) -> Result<Option<ClientTokenRecord>, StoreError> {
-        if unmatchable(&[&p.account, &p.region, operation, token]) {
-            return Ok(None);
-        }
         let args = args![&p.account, &p.region, operation, token];
-        let found = self.one(READ_CLIENT_TOKEN, args, client_token);
+        let found = self.row(READ_CLIENT_TOKEN, args, client_token);
         Ok(live(found.await?, now_ms))
     }
 
@@ -998,11 +711,8 @@ impl<E: Executor> Store for E {
     }
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
-        if unmatchable(&[org_id, ident]) {
-            return Ok(None);
-        }
         let args = args![org_id, ident, ident.to_ascii_lowercase()];
-        self.one(E::FIND_USER, args, user).await
+        self.row(E::FIND_USER, args, user).await
     }
 
     async fn list_users(
@@ -1012,40 +722,121 @@ impl<E: Executor> Store for E {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<User>, StoreError> {
-        if unmatchable(&[org_id, filter_prefix(filter)]) {
-            return Ok(Vec::new());
+        macro_rules! users_where {
+            ($($clause:literal),+) => {
+                concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE org_id = ?1 AND (created_ms, id) > (?2, ?3) AND (",
+                    $($clause),+,
+                    ") ORDER BY created_ms, id LIMIT ?4"
+                )
+            };
         }
+        // SQLite's LIKE ignores ASCII case; ILIKE on PostgreSQL's "C"-collated columns does exactly that.
+        macro_rules! prefix {
+            ($column:literal) => {
+                stmt!(
+                    users_where!($column, " LIKE ?5 ESCAPE '\\'"),
+                    users_where!($column, " ILIKE ?5 ESCAPE '\\'")
+                )
+            };
+        }
+        let (page, arg) = match filter {
+            UserFilter::None => (stmt!(users_where!("CAST(?5 AS TEXT) IS NULL")), None),
+            UserFilter::UsernamePrefix(p) => (prefix!("name"), Some(like_prefix(p))),
+            UserFilter::DisplayNamePrefix(p) => (prefix!("display_name"), Some(like_prefix(p))),
+            UserFilter::PrimaryEmailPrefix(p) => (prefix!("email"), Some(like_prefix(p))),
+            UserFilter::State(s) => (stmt!(users_where!("state = ?5")), Some(s.as_str().into())),
+            UserFilter::IdentityProviderUserIdPrefix(p) => {
+                (prefix!("identity_provider_user_id"), Some(like_prefix(p)))
+            }
+        };
         let (c_ms, c_id) = position(after);
-        let (page, arg) = list_users(filter);
         let args = args![org_id, c_ms, c_id, limit as i64, arg];
-        self.all(page, args, user).await
+        self.rows(page, args, user).await
     }
 
     async fn update_user(&self, user_id: &str, u: UserUpdate) -> Result<(), StoreError> {
-        self.write(true, vec![update_user(user_id, u)])
-            .await
-            .map(drop)
+        // Sets the fields the update names and keeps the others: one statement whatever the update holds.
+        let update = stmt!(
+            "UPDATE users SET role = COALESCE(?2, role), display_name = COALESCE(?3, display_name), \
+             first_name = COALESCE(?4, first_name), last_name = COALESCE(?5, last_name), \
+             initials = COALESCE(?6, initials), telephone = COALESCE(?7, telephone), \
+             street = COALESCE(?8, street), job_title = COALESCE(?9, job_title), city = COALESCE(?10, city), \
+             company = COALESCE(?11, company), zip_code = COALESCE(?12, zip_code), \
+             department = COALESCE(?13, department), country = COALESCE(?14, country), \
+             office = COALESCE(?15, office), hidden_from_gal = COALESCE(?16, hidden_from_gal), \
+             identity_provider_user_id = CASE WHEN ?17 THEN ?18 ELSE identity_provider_user_id END WHERE id = ?1"
+        );
+        let idp = u.identity_provider_user_id;
+        let args = args![
+            user_id,
+            u.role,
+            u.display_name,
+            u.first_name,
+            u.last_name,
+            u.initials,
+            u.telephone,
+            u.street,
+            u.job_title,
+            u.city,
+            u.company,
+            u.zip_code,
+            u.department,
+            u.country,
+            u.office,
+            u.hidden_from_global_address_list,
+            idp.is_some(),
+            idp.flatten(),
+        ];
+        self.write1(true, update, args).await.map(drop)
     }
 
     async fn register_user(&self, id: &str, email: &str, now_ms: Millis) -> Result<(), StoreError> {
-        let register = register_user(id, email, now_ms);
-        self.write(true, vec![register]).await.map(drop)
+        // The credential generation moves: sessions of an earlier registration end.
+        let register = stmt!(
+            "UPDATE users SET state = 'ENABLED', email = ?2, email_key = ?3, enabled_ms = ?4, \
+             mailbox_provisioned_ms = ?4, credential_generation = credential_generation + 1 WHERE id = ?1"
+        );
+        let args = args![id, email, email.to_ascii_lowercase(), now_ms];
+        self.write1(true, register, args).await.map(drop)
     }
 
     async fn deregister_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError> {
-        self.write(true, deregister_user(user_id, now_ms))
-            .await
-            .map(drop)
+        let deregister = stmt!(
+            "UPDATE users SET state = 'DISABLED', email = NULL, email_key = NULL, disabled_ms = ?2, \
+             mailbox_deprovisioned_ms = ?2, credential_generation = credential_generation + 1 WHERE id = ?1"
+        );
+        let steps = vec![
+            (deregister, args![user_id, now_ms]),
+            (END_SESSIONS, args![user_id]),
+        ];
+        self.write(true, steps).await.map(drop)
     }
 
     async fn delete_user(&self, user_id: &str, _now_ms: Millis) -> Result<(), StoreError> {
-        self.write(true, delete_user(user_id)).await.map(drop)
+        let delete = stmt!(
+            "UPDATE users SET state = 'DELETED', credential_generation = credential_generation + 1 WHERE id = ?1"
+        );
+        let delete_tokens = stmt!("DELETE FROM personal_access_tokens WHERE user_id = ?1");
+        let steps = vec![
+            (delete, args![user_id]),
+            (delete_tokens, args![user_id]),
+            (END_SESSIONS, args![user_id]),
+        ];
+        self.write(true, steps).await.map(drop)
     }
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), StoreError> {
-        self.write(true, set_password(user_id, password_hash))
-            .await
-            .map(drop)
+        let set = stmt!(
+            "UPDATE users SET password_hash = ?2, credential_generation = credential_generation + 1 WHERE id = ?1"
+        );
+        let steps = vec![
+            (set, args![user_id, password_hash]),
+            (END_SESSIONS, args![user_id]),
+        ];
+        self.write(true, steps).await.map(drop)
     }
 
     async fn put_identity_provider_configuration(
@@ -1060,16 +851,16 @@ impl<E: Executor> Store for E {
         &self,
         org_id: &str,
     ) -> Result<Option<IdentityProviderConfiguration>, StoreError> {
-        if unmatchable(&[org_id]) {
-            return Ok(None);
-        }
-        self.one(GET_IDP, args![org_id], idp).await
+        let get = stmt!(
+            "SELECT authentication_mode, instance_arn, application_arn, pat_status, pat_lifetime_days \
+             FROM identity_provider_configurations WHERE org_id = ?1"
+        );
+        self.row(get, args![org_id], idp).await
     }
 
     async fn delete_identity_provider_configuration(&self, org_id: &str) -> Result<(), StoreError> {
-        self.write(true, vec![(DELETE_IDP, args![org_id])])
-            .await
-            .map(drop)
+        let delete = stmt!("DELETE FROM identity_provider_configurations WHERE org_id = ?1");
+        self.write1(true, delete, args![org_id]).await.map(drop)
     }
 
     async fn insert_personal_access_token(
@@ -1099,17 +890,14 @@ impl<E: Executor> Store for E {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<PersonalAccessToken>, StoreError> {
-        if unmatchable(&[org_id, user_id.unwrap_or_default()]) {
-            return Ok(Vec::new());
-        }
         let (c_ms, c_id) = position(after);
         match user_id {
-            Some(u) => self.all(
+            Some(u) => self.rows(
                 E::PATS_OF_USER,
                 args![org_id, u, c_ms, c_id, limit as i64],
                 pat,
             ),
-            None => self.all(E::PATS_OF_ORG, args![org_id, c_ms, c_id, limit as i64], pat),
+            None => self.rows(E::PATS_OF_ORG, args![org_id, c_ms, c_id, limit as i64], pat),
         }
         .await
     }
@@ -1119,10 +907,11 @@ impl<E: Executor> Store for E {
         org_id: &str,
         id: &str,
     ) -> Result<Option<PersonalAccessToken>, StoreError> {
-        if unmatchable(&[org_id, id]) {
-            return Ok(None);
-        }
-        self.one(GET_PAT, args![org_id, id], pat).await
+        let get = select!(
+            pat_columns,
+            "FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2"
+        );
+        self.row(get, args![org_id, id], pat).await
     }
 
     async fn delete_personal_access_token(
@@ -1130,23 +919,39 @@ impl<E: Executor> Store for E {
         org_id: &str,
         id: &str,
     ) -> Result<bool, StoreError> {
-        if unmatchable(&[org_id, id]) {
+        let (delete, args) = (
+            stmt!("DELETE FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2"),
+            args![org_id, id],
+        );
+        if holds_nul(&args) {
             return Ok(false);
         }
         // Not retried on a lost connection: a retry after a committed delete would answer "not deleted".
-        let deleted = self.write(false, vec![(DELETE_PAT, args![org_id, id])]);
-        Ok(deleted.await? > 0)
+        Ok(self.write1(false, delete, args).await? > 0)
     }
 
     async fn find_personal_access_token_by_digest(
         &self,
         digest: [u8; 32],
     ) -> Result<Option<PersonalAccessToken>, StoreError> {
-        self.one(FIND_PAT_BY_DIGEST, args![digest], pat).await
+        let find = select!(
+            pat_columns,
+            "FROM personal_access_tokens WHERE secret_hash = ?1"
+        );
+        self.row(find, args![digest], pat).await
     }
 
     async fn verify_lookup(&self, digest: [u8; 32]) -> Result<Option<VerifyRecord>, StoreError> {
-        self.one(VERIFY_LOOKUP, args![digest], verify_record).await
+        let lookup = stmt!(
+            "SELECT t.id, t.org_id, t.user_id, t.name, t.scopes, t.created_ms, t.last_used_ms, t.expires_ms, \
+                    u.name_key, u.email_key, u.state, o.state, c.pat_status \
+             FROM personal_access_tokens t \
+             JOIN users u ON u.id = t.user_id \
+             JOIN organizations o ON o.id = t.org_id \
+             LEFT JOIN identity_provider_configurations c ON c.org_id = t.org_id \
+             WHERE t.secret_hash = ?1"
+        );
+        self.row(lookup, args![digest], verify_record).await
     }
 
     async fn touch_personal_access_token(
@@ -1155,8 +960,14 @@ impl<E: Executor> Store for E {
         now_ms: Millis,
         min_interval_ms: Millis,
     ) -> Result<(), StoreError> {
-        let touch = touch_pat(id, now_ms, min_interval_ms);
-        self.write(true, vec![touch]).await.map(drop)
+        // Never moves it back. (On PostgreSQL the WHERE clause is re-checked on the latest row version after taking
+        // the row lock, so racing replicas write at most once per interval.)
+        let touch = stmt!(
+            "UPDATE personal_access_tokens SET last_used_ms = ?2 WHERE id = ?1 \
+             AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
+        );
+        let args = args![id, now_ms, min_interval_ms];
+        self.write1(true, touch, args).await.map(drop)
     }
 
     async fn create_session(
@@ -1165,12 +976,28 @@ impl<E: Executor> Store for E {
         s: Session,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        let created = self.write(false, vec![create_session(digest, &s, hash)]);
-        Ok(created.await? == 1)
+        // On PostgreSQL FOR SHARE makes a concurrent reset, deregistration or deletion either commit first (and the
+        // re-checked row no longer matches) or wait for this insert; either way no session outlives the change.
+        let create = stmt!(
+            "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
+             SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
+             WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6",
+            "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
+             SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
+             WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6 FOR SHARE"
+        );
+        let (expires, authenticated) = (s.expires_ms, s.authenticated_ms);
+        let args = args![digest, &s.org_id, &s.user_id, expires, authenticated, hash];
+        Ok(self.write1(false, create, args).await? == 1)
     }
 
     async fn get_session(&self, digest: [u8; 32]) -> Result<Option<Session>, StoreError> {
-        self.one(GET_SESSION, args![digest], session).await
+        let get = stmt!(
+            "SELECT s.org_id, s.user_id, s.expires_ms, s.authenticated_ms FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ?1 AND s.credential_generation = u.credential_generation"
+        );
+        self.row(get, args![digest], session).await
     }
 
     async fn reauthenticate_session(
@@ -1179,18 +1006,24 @@ impl<E: Executor> Store for E {
         password_hash: &str,
         now_ms: Millis,
     ) -> Result<bool, StoreError> {
-        let step = reauthenticate_session(digest, password_hash, now_ms);
-        Ok(self.write(true, vec![step]).await? == 1)
+        let reauthenticate = stmt!(
+            "UPDATE sessions SET authenticated_ms = ?3 WHERE token_hash = ?1 AND credential_generation = \
+             (SELECT credential_generation FROM users WHERE id = sessions.user_id AND state = 'ENABLED' \
+              AND password_hash = ?2)"
+        );
+        let args = args![digest, password_hash, now_ms];
+        Ok(self.write1(true, reauthenticate, args).await? == 1)
     }
 
     async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError> {
-        self.write(true, vec![(DELETE_SESSION, args![digest])])
-            .await
-            .map(drop)
+        let delete = stmt!("DELETE FROM sessions WHERE token_hash = ?1");
+        self.write1(true, delete, args![digest]).await.map(drop)
     }
 
     async fn list_partitions(&self) -> Result<Vec<Partition>, StoreError> {
-        self.all(LIST_PARTITIONS, Vec::new(), partition).await
+        let list =
+            stmt!("SELECT DISTINCT account, region FROM organizations ORDER BY account, region");
+        self.rows(list, Vec::new(), partition).await
     }
 
     async fn import(&self, batch: ImportBatch) -> Result<(), StoreError> {
@@ -1213,7 +1046,47 @@ impl<E: Executor> Store for E {
     }
 
     async fn reset(&self, partition: Option<&Partition>) -> Result<(), StoreError> {
-        self.write(true, reset(partition)).await.map(drop)
+        // Children before parents.
+        let steps = match partition {
+            None => [
+                "DELETE FROM sessions",
+                "DELETE FROM personal_access_tokens",
+                "DELETE FROM identity_provider_configurations",
+                "DELETE FROM users",
+                "DELETE FROM organizations",
+                "DELETE FROM client_tokens",
+            ]
+            .map(|s| {
+                (
+                    Stmt {
+                        sqlite: s,
+                        postgres: s,
+                    },
+                    Vec::new(),
+                )
+            }),
+            Some(p) => {
+                macro_rules! of_orgs {
+                    ($table:literal) => {
+                        stmt!(concat!(
+                            "DELETE FROM ",
+                            $table,
+                            " WHERE org_id IN (SELECT id FROM organizations WHERE account = ?1 AND region = ?2)"
+                        ))
+                    };
+                }
+                [
+                    of_orgs!("sessions"),
+                    of_orgs!("personal_access_tokens"),
+                    of_orgs!("identity_provider_configurations"),
+                    of_orgs!("users"),
+                    stmt!("DELETE FROM organizations WHERE account = ?1 AND region = ?2"),
+                    stmt!("DELETE FROM client_tokens WHERE account = ?1 AND region = ?2"),
+                ]
+                .map(|s| (s, args![&p.account, &p.region]))
+            }
+        };
+        self.write(true, steps.into()).await.map(drop)
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -1227,12 +1100,16 @@ mod tests {
 
     #[test]
     fn postgres_statements_use_dollar_placeholders() {
+        let get = select!(
+            pat_columns,
+            "FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2"
+        );
         assert_eq!(
-            GET_PAT.postgres,
+            get.postgres,
             "SELECT id, org_id, user_id, name, scopes, created_ms, last_used_ms, expires_ms \
              FROM personal_access_tokens WHERE org_id = $1 AND id = $2"
         );
-        assert_eq!(GET_PAT.sqlite, GET_PAT.postgres.replace('$', "?"));
+        assert_eq!(get.sqlite, get.postgres.replace('$', "?"));
         assert!(LIVE_SESSION.postgres.ends_with("FOR SHARE OF u"));
     }
 }
