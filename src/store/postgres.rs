@@ -1,8 +1,8 @@
 //! The shared store: PostgreSQL, for several stateless `workmail-pat serve` replicas on one database.
 //!
-//! Semantics mirror [`super::sqlite`] statement for statement (the conformance suite runs both). What differs is
-//! concurrency: SQLite serialises writers in one process, while here many connections of many processes write at
-//! once. So every uniqueness rule is a unique index (a racing insert fails with `unique_violation`, which is mapped
+//! The statements and the `Store` methods are shared with SQLite ([`super::sql`]; the conformance suite runs both);
+//! this file runs them, maps PostgreSQL's errors and holds its migrations. What differs is concurrency: SQLite
+//! serialises writers in one process, while here many connections of many processes write at once. So every uniqueness rule is a unique index (a racing insert fails with `unique_violation`, which is mapped
 //! back to a [`Conflict`] by the index's name), the ClientToken row is claimed with `INSERT .. ON CONFLICT` inside
 //! the transaction that creates the organization (a concurrent claimant blocks on it, then replays the winner's
 //! answer), and `DateLastUsed` only moves forward through a conditional `UPDATE`.

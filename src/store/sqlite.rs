@@ -3,6 +3,10 @@
 //! One connection behind a mutex, used from tokio's blocking pool: SQLite serialises writers anyway, and a single
 //! connection keeps every statement cached and every method trivially atomic. `synchronous=FULL` makes every
 //! acknowledged write durable across power loss, not only across a process crash.
+//!
+//! The statements and the `Store` methods are shared with PostgreSQL ([`super::sql`]); this file runs them (reads
+//! on the reader connections, writes on the writer), maps SQLite's errors and holds the SQLite migrations and the
+//! statements pinned to SQLite indexes.
 
 use std::sync::{Arc, Mutex};
 
