@@ -30,6 +30,8 @@ fi
 psql -h 127.0.0.1 -U postgres -d postgres -qAtc 'SELECT 1' >/dev/null
 
 echo "==> cargo test"
+# Switches on the PostgreSQL half of the store conformance suite (tests/store_conformance.rs), on the server above.
+export WORKMAIL_PAT_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432
 cargo test --all-targets
 
 echo "==> SDK integration suites again, every server on its own PostgreSQL database"

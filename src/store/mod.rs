@@ -12,6 +12,7 @@ use crate::domain::{
 pub mod credentials;
 pub mod postgres;
 mod postgres_attempts;
+pub mod sql;
 pub mod sqlite;
 
 pub use credentials::redact_url;
