@@ -39,6 +39,10 @@ WORKMAIL_PAT_TEST_BACKEND=postgres cargo test --test sdk_operations --test sdk_p
 echo "==> pytest (boto3 and AWS CLI against the real server)"
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "==> OpenAPI contract: Schemathesis against a live server with docs/openapi.yaml (about 25 s)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/openapi -q -p no:cacheprovider
+
 echo "==> pytest plugin: wheel with the binary (maturin), fresh venv, examples/pytest-token-audit with and without -n 2"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2'
 rm -rf target/pytest-wheel target/pytest-venv
@@ -75,7 +79,7 @@ echo "==> AWS SDK for JavaScript v3 (node:test)"
 npm ci --prefix tests/js --no-audit --no-fund
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" node --test tests/js/
 
-echo "==> Web page end to end in headless Chromium (node:test + playwright-core)"
+echo "==> Web page and HTML audit report end to end in headless Chromium (node:test + playwright-core)"
 if [ ! -x /usr/bin/chromium ]; then
     # Debian's package; Playwright never downloads a browser here (there is no outside network).
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
