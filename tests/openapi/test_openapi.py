@@ -11,6 +11,7 @@ tests/openapi/output/.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import urllib.request
@@ -58,7 +59,7 @@ def server(tmp_path_factory):
         log.close()
         err = (tmp / "server.log").read_text()
         # An internal error is logged at ERROR even when its 5xx answer was documented.
-        assert " ERROR " not in err and "panicked" not in err, err[-4000:]
+        assert not re.search(r"\bERROR\b|panicked", err), err[-4000:]
 
 
 def session(url, org):
@@ -79,12 +80,14 @@ def run_schemathesis(url, token, name, *filters):
         "--workers", "1",
         "--request-timeout", "10",
         "--no-color",
+        "--generation-database", "none",
         "--report", "junit,pytest",
         "--report-junit-path", str(OUT / f"{name}.junit.xml"),
         "--report-pytest-path", str(OUT / f"{name}_reproduce.py"),
         *filters,
     ]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
+    # Run inside the output folder: Schemathesis keeps a cache of crashes in its working directory.
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=OUT)
     print(run.stdout[-20000:])
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-4000:]
     return run.stdout
