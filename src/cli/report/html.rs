@@ -404,8 +404,8 @@ h2{font-size:1.1rem;margin:0 0 10px}
 .chart .count{font-weight:600}
 figcaption{font-size:.85rem;color:#4a5260;margin-top:8px}
 .key{font-weight:600;padding:0 4px;border:1px solid #333}
-.key-hatched{background:repeating-linear-gradient(45deg,#fde8e8 0 3px,#e9b8b8 3px 6px)}
-.key-dotted{background:radial-gradient(circle,#888 1px,#f1f1f1 1.5px) 0 0/5px 5px}
+.key-hatched{background:repeating-linear-gradient(45deg,#fff 0 4px,#f0caca 4px 6px)}
+.key-dotted{background:radial-gradient(circle,#aaa .8px,#fff 1.2px) 0 0/6px 6px}
 .note{color:#4a5260}
 table{width:100%;border-collapse:collapse;font-size:.9rem}
 th,td{text-align:left;vertical-align:top;padding:6px 8px;border-bottom:1px solid #e2e5ea}
