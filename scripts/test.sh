@@ -51,6 +51,10 @@ fi
 echo "==> pytest (boto3 and AWS CLI against the real server; the README's code blocks: test_frontdoor.py)"
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "==> OpenAPI contract: Schemathesis against a live server with docs/openapi.yaml (about 25 s)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/openapi/requirements.txt
+WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" .venv/bin/python -m pytest tests/openapi -q -p no:cacheprovider
+
 echo "==> pytest plugin: manylinux2014 wheel with the static binary (maturin), auditwheel, fresh venv, examples/pytest-token-audit with and without -n 2"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check 'maturin>=1.9,<2' 'auditwheel>=6,<7'
 rm -rf target/pytest-wheel target/pytest-venv
@@ -103,7 +107,7 @@ echo "==> AWS SDK for JavaScript v3 (node:test)"
 npm ci --prefix tests/js --no-audit --no-fund
 WORKMAIL_PAT_BIN="$TARGET_DIR/debug/workmail-pat" node --test tests/js/
 
-echo "==> Web page end to end in headless Chromium (node:test + playwright-core)"
+echo "==> Web page and HTML audit report end to end in headless Chromium (node:test + playwright-core)"
 if [ ! -x /usr/bin/chromium ]; then
     # Debian's package; Playwright never downloads a browser here (there is no outside network).
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
