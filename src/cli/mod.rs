@@ -591,6 +591,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
         .map_err(|e| e.message.to_string())?;
+    if args.verifier_key_file.is_none() && args.trusted_proxies.is_empty() && !args.listen.ip().is_loopback() {
+        // Mail servers then report client addresses that cannot be believed: every login counts against the mail
+        // server's own address (per user, each reported address still has its own small budget).
+        tracing::warn!(
+            event = "verify_unauthenticated",
+            "/auth/v1/verify answers anyone who reaches {} and believes no RemoteIp: give mail servers a \
+             --verifier-key-file (contrib/dovecot: WORKMAIL_PAT_VERIFIER_KEY_FILE) or list them with --trusted-proxy",
+            args.listen
+        );
+    }
     let shared = Arc::new(Shared {
         app: {
             let mut app = AppState::new(store, &token_key, pepper, settings);

@@ -513,6 +513,10 @@ impl Executor for PostgresStore {
         })
     }
 
+    fn shares_attempts(&self) -> bool {
+        true
+    }
+
     async fn reserve_shared_attempt(
         &self,
         request: &super::AttemptRequest,

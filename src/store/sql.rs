@@ -575,6 +575,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Flushes and closes cleanly.
     async fn shut_down(&self) -> Result<(), StoreError>;
 
+    /// [`Store::shares_attempts`].
+    fn shares_attempts(&self) -> bool {
+        false
+    }
+
     /// [`Store::reserve_attempt`]: only a backend shared by several processes keeps attempts.
     async fn reserve_shared_attempt(
         &self,
@@ -996,15 +1001,21 @@ impl<E: Executor> Store for E {
         s: Session,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        // On PostgreSQL FOR SHARE makes a concurrent reset, deregistration or deletion either commit first (and the
-        // re-checked row no longer matches) or wait for this insert; either way no session outlives the change.
+        // Only while the user is ENABLED with exactly this hash and her organization is Active. On PostgreSQL FOR
+        // SHARE (of the user and her organization) makes a concurrent reset, deregistration, deletion or
+        // DeleteOrganization either commit first (and the re-checked rows no longer match) or wait for this insert;
+        // either way no session outlives the change.
         let create = stmt!(
             "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
-             SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
-             WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6",
+             SELECT ?1, u.org_id, u.id, ?4, ?5, u.credential_generation FROM users u \
+             JOIN organizations o ON o.id = u.org_id \
+             WHERE u.id = ?3 AND u.org_id = ?2 AND u.state = 'ENABLED' AND u.password_hash = ?6 \
+             AND o.state = 'Active'",
             "INSERT INTO sessions (token_hash, org_id, user_id, expires_ms, authenticated_ms, credential_generation) \
-             SELECT ?1, org_id, id, ?4, ?5, credential_generation FROM users \
-             WHERE id = ?3 AND org_id = ?2 AND state = 'ENABLED' AND password_hash = ?6 FOR SHARE"
+             SELECT ?1, u.org_id, u.id, ?4, ?5, u.credential_generation FROM users u \
+             JOIN organizations o ON o.id = u.org_id \
+             WHERE u.id = ?3 AND u.org_id = ?2 AND u.state = 'ENABLED' AND u.password_hash = ?6 \
+             AND o.state = 'Active' FOR SHARE"
         );
         let (expires, authenticated) = (s.expires_ms, s.authenticated_ms);
         let args = args![digest, &s.org_id, &s.user_id, expires, authenticated, hash];
@@ -1107,6 +1118,10 @@ impl<E: Executor> Store for E {
             }
         };
         self.write(true, steps.into()).await.map(drop)
+    }
+
+    fn shares_attempts(&self) -> bool {
+        Executor::shares_attempts(self)
     }
 
     async fn reserve_attempt(&self, request: &AttemptRequest) -> Result<SharedAttempt, StoreError> {
