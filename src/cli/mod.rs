@@ -591,7 +591,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
         .map_err(|e| e.message.to_string())?;
-    if args.verifier_key_file.is_none() && args.trusted_proxies.is_empty() && !args.listen.ip().is_loopback() {
+    if args.verifier_key_file.is_none()
+        && args.trusted_proxies.is_empty()
+        && !args.listen.ip().is_loopback()
+    {
         // Mail servers then report client addresses that cannot be believed: every login counts against the mail
         // server's own address (per user, each reported address still has its own small budget).
         tracing::warn!(
