@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
-//!   calls [`cli::main`]. `src/bin/workmail-pat-bench.rs` is the benchmark.
+//!   calls [`cli::main`]. The benchmark is a crate of its own, `bench/` (it signs with `aws-sigv4`).
 //! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
