@@ -698,15 +698,20 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Extra `serve` flags when the server supports them (`--no-throttle` arrives with the hardening work).
+/// Extra `serve` flags when the server supports them: `--no-throttle` (the hardening work), and
+/// `--verify-allow-missing-scope` (verification requires a `Scope` since issue 12, and the seeded secrets file does
+/// not say which scopes each token has).
 fn extra_server_args(server_bin: &Path) -> Vec<String> {
     let help = Command::new(server_bin).args(["serve", "--help"]).output();
-    match help {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("--no-throttle") => {
-            vec!["--no-throttle".into()]
-        }
-        _ => Vec::new(),
-    }
+    let help = match help {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(_) => return Vec::new(),
+    };
+    ["--no-throttle", "--verify-allow-missing-scope"]
+        .into_iter()
+        .filter(|flag| help.contains(flag))
+        .map(String::from)
+        .collect()
 }
 
 async fn measure_floor(
