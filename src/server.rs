@@ -280,6 +280,7 @@ pub async fn serve(
     let store = shared.app.store.clone();
     let limits = shared.limits.clone();
     serve_app(listener, router(shared), limits, shutdown).await;
+    // Always, even when the deadline cut requests off: for SQLite this is the WAL checkpoint.
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

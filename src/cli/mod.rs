@@ -207,7 +207,7 @@ pub struct ServeArgs {
     /// ServiceUnavailable at once.
     #[arg(long, default_value_t = crate::hashing::DEFAULT_QUEUE)]
     pub password_queue: usize,
-    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT; the store is closed after them.
     #[arg(long, default_value_t = 15)]
     pub shutdown_timeout: u64,
     /// Turn every rate limit off (for benchmarks).
@@ -692,19 +692,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     let _ = metrics_stop_tx.send(());
+    // One deadline, `--shutdown-timeout` from now: both listeners stop accepting at once and give their in-flight
+    // requests until then, after which the main one closes the store (for SQLite, the WAL checkpoint). No timeout
+    // here: a second, shorter one would cut that close short (and a longer one would never fire).
     if let Some(m) = metrics_server {
-        // Bounded by its own shutdown timeout; a scrape in progress never holds the process.
-        let _ = tokio::time::timeout(Duration::from_secs(15), m).await;
+        let _ = m.await;
     }
-    // In-flight requests get a bounded time to finish, so the process always exits promptly.
-    match tokio::time::timeout(Duration::from_secs(15), server).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
+    match server.await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
-            tracing::warn!("graceful shutdown timed out; exiting");
-            Ok(())
-        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
