@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Partition;
 use crate::context::Shared;
+use crate::domain::Partition;
 
 /// Routes always served.
 pub fn routes() -> axum::Router<Arc<Shared>> {
@@ -154,12 +154,11 @@ struct ResetInput {
 /// account/region with `{"Account": "...", "Region": "..."}`.
 async fn reset(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let input: ResetInput = if bytes.iter().all(u8::is_ascii_whitespace) {
         ResetInput::default()
     } else {
@@ -224,12 +223,11 @@ struct ClockInput {
 /// (expiry, DateLastUsed, NextToken and session expiry follow it; SigV4 clock checks keep real time).
 async fn set_clock(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let Ok(input) = serde_json::from_slice::<ClockInput>(&bytes) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -265,12 +263,11 @@ struct SeedInput {
 /// `POST /_workmail-pat/seed` `{"Seed": N}`: ids are deterministic from now on.
 async fn seed_ids(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let Ok(input) = serde_json::from_slice::<SeedInput>(&bytes) else {
         return error(
             StatusCode::BAD_REQUEST,

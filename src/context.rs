@@ -121,7 +121,7 @@ pub async fn read_body(
     })
 }
 
-/// The answer to a path nobody serves.
+/// The answer to an unknown path (also what `/metrics` looks like where it is not served).
 pub async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,

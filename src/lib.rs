@@ -6,12 +6,12 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
-//!   calls [`cli::main`]. `src/bin/workmail-pat-bench.rs` is the benchmark.
+//!   calls [`cli::main`]. The benchmark is a crate of its own, `bench/` (it signs with `aws-sigv4`).
 //! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
 //! - [`connections`]: the per-client connection cap and the shedding of idle connections near the global cap.
 //! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
 //!   become responses.
-//! - [`auth`]: server-side SigV4 verification (and signing, for the benchmark).
+//! - [`auth`]: server-side SigV4 verification (`auth/sigv4/`: header, verification, canonical request, key cache).
 //! - [`throttle`]: the AWS API buckets (per verified key, per client address for unverified requests) and the
 //!   attempt limiter of sign-in, re-authentication and verification.
 //! - [`client`]: who the client of a request is (socket peer, trusted proxies, `X-Forwarded-For`).

@@ -144,19 +144,28 @@ impl PatSecret {
     /// Checks the shape and checksum of a presented secret without touching the database, so junk is rejected
     /// cheaply.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != PAT_LEN || !text.starts_with(PAT_PREFIX) {
-            return None;
+        Self::check(text).ok()
+    }
+
+    /// [`PatSecret::parse`] saying what is wrong, for operators writing fixed secrets into seed files (a client
+    /// presenting a token never learns more than "invalid").
+    pub fn check(text: &str) -> Result<Self, SecretError> {
+        if !text.starts_with(PAT_PREFIX) {
+            return Err(SecretError::Prefix);
+        }
+        if text.len() != PAT_LEN {
+            return Err(SecretError::Length(text.chars().count()));
         }
         let body = &text[PAT_PREFIX.len()..];
         if !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
+            return Err(SecretError::Alphabet);
         }
         let (payload, checksum) = text.split_at(PAT_LEN - PAT_CHECKSUM_LEN);
         let expected = base62_fixed(crc32fast::hash(payload.as_bytes()));
         if expected.as_bytes().ct_eq(checksum.as_bytes()).into() {
-            Some(Self(Zeroizing::new(text.to_string())))
+            Ok(Self(Zeroizing::new(text.to_string())))
         } else {
-            None
+            Err(SecretError::Checksum)
         }
     }
 
@@ -167,6 +176,40 @@ impl PatSecret {
     /// The keyed hash stored in the database (HMAC-SHA-256 with the server pepper).
     pub fn digest(&self, pepper: &Key32) -> [u8; 32] {
         hmac_sha256(pepper.expose(), self.0.as_bytes())
+    }
+}
+
+/// Why a text is not a personal-access-token secret. Never carries the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretError {
+    /// It does not start with `wmpat_`.
+    Prefix,
+    /// It has this many characters instead of [`PAT_LEN`].
+    Length(usize),
+    /// Something after the prefix is not a base62 character (`A-Z`, `a-z`, `0-9`).
+    Alphabet,
+    /// The last 6 characters are not the checksum of the rest (a typo, or a made-up secret).
+    Checksum,
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Prefix => write!(f, "it does not start with {PAT_PREFIX}"),
+            Self::Length(n) => write!(
+                f,
+                "it has {n} characters, a secret has {PAT_LEN} ({PAT_PREFIX} and {} base62 characters)",
+                PAT_RANDOM_LEN + PAT_CHECKSUM_LEN
+            ),
+            Self::Alphabet => write!(
+                f,
+                "after {PAT_PREFIX} only the base62 characters A-Z, a-z and 0-9 may follow"
+            ),
+            Self::Checksum => write!(
+                f,
+                "its last {PAT_CHECKSUM_LEN} characters are not the checksum of the rest (a typo, or a made-up secret)"
+            ),
+        }
     }
 }
 
@@ -312,6 +355,25 @@ mod tests {
         assert!(PatSecret::parse("").is_none());
         assert!(PatSecret::parse("wmpat_").is_none());
         assert!(PatSecret::parse(&text[..text.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn check_says_what_is_wrong() {
+        let good = PatSecret::generate().expose().to_string();
+        assert!(PatSecret::check(&good).is_ok());
+        assert_eq!(
+            PatSecret::check("wmpat_...").err(),
+            Some(SecretError::Length(9))
+        );
+        assert_eq!(PatSecret::check("ghp_abc").err(), Some(SecretError::Prefix));
+        let dashed = format!("{}-{}", &good[..20], &good[21..]);
+        assert_eq!(PatSecret::check(&dashed).err(), Some(SecretError::Alphabet));
+        let mut typo = good.clone().into_bytes();
+        typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(PatSecret::check(&typo).err(), Some(SecretError::Checksum));
+        // The explanation never repeats the text.
+        assert!(!SecretError::Checksum.to_string().contains(&typo));
     }
 
     #[test]

@@ -7,13 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::DEFAULT_ACCOUNT;
 use crate::clock::Millis;
 use crate::domain::{
     Cursor, EpochSeconds, IdentityProviderConfiguration, Organization, Partition, PatStatus,
     PersonalAccessToken, User, UserFilter, UserProfile, UserState, org_state,
 };
 use crate::ops::{self, Ctx, Operation, validate};
-use crate::auth::DEFAULT_ACCOUNT;
 use crate::secrets::{PatSecret, hash_password};
 use crate::state::AppState;
 use crate::store::ImportBatch;
@@ -300,8 +300,12 @@ async fn seed_token(
     validate::scopes(&scopes, "tokens.scopes").map_err(|e| e.message.to_string())?;
     let (secret, generated) = match &t.secret {
         Some(text) => (
-            PatSecret::parse(text).ok_or_else(|| {
-                format!("token {:?}: the secret is not a valid wmpat_ token", t.name)
+            PatSecret::check(text).map_err(|e| {
+                format!(
+                    "token {:?}: the secret is not a valid wmpat_ token: {e}. Write a real one with \
+                     `workmail-pat token secret`, or leave `secret` out to have one generated",
+                    t.name
+                )
             })?,
             false,
         ),
@@ -523,7 +527,11 @@ pub async fn generate(
                 last_used_ms: index.is_multiple_of(3).then_some(created_ms + 3_600_000),
                 expires_ms: created_ms + 365 * 86_400_000,
             };
-            if index.is_multiple_of(sample_every) && samples.len() < sample {
+            // Samples are verified for IMAP (as a mail server would ask), so they must carry it.
+            if index.is_multiple_of(sample_every)
+                && samples.len() < sample
+                && token.scopes.iter().any(|s| s == "IMAP")
+            {
                 samples.push(SampleSecret {
                     organization_id: org.id.clone(),
                     user_name: user.name.clone(),

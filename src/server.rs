@@ -5,8 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::net::TcpListener;
 
@@ -38,12 +36,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// Gives every request an id and its client address ([`crate::client::ClientAddr`]: forwarding headers count
 /// only from trusted proxies), runs it inside a tracing span carrying both (so every log line it causes names
 /// them), and puts the id in `x-amzn-RequestId` on every response, including those no handler made (404, 405).
+///
+/// It also writes the request's one access-log record (target `workmail_pat::access`, DEBUG, or INFO with
+/// `--access-log`): method, path (never the query string, which could carry anything), AWS operation, status, the
+/// error's `__type`, duration and bytes in and out. Nothing else about the request is logged here: headers and
+/// bodies carry passwords, tokens and signatures.
 async fn request_context(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument;
+    let started = std::time::Instant::now();
     let id = uuid::Uuid::new_v4().to_string();
     request.extensions_mut().insert(RequestId(id.clone()));
     let addr = request
@@ -64,6 +68,18 @@ async fn request_context(
         .extensions()
         .get::<RequestTimeout>()
         .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    let access_at_info = shared.app.settings.access_log;
+    let access_enabled = if access_at_info {
+        tracing::enabled!(target: "workmail_pat::access", tracing::Level::INFO)
+    } else {
+        tracing::enabled!(target: "workmail_pat::access", tracing::Level::DEBUG)
+    };
+    let method = access_enabled.then(|| request.method().clone());
+    let path = access_enabled.then(|| request.uri().path().to_owned());
+    let bytes_in = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let span = tracing::info_span!("request", request_id = %id, client_ip = %peer, method = %request.method(), path = %request.uri().path());
     let mut response = match tokio::time::timeout(timeout, next.run(request).instrument(span)).await
     {
@@ -84,9 +100,93 @@ async fn request_context(
     {
         response.headers_mut().insert("x-amzn-RequestId", v);
     }
+    if !access_enabled {
+        return response;
+    }
+    let error_type;
+    (response, error_type) = error_type_of(response).await;
+    let operation = response
+        .extensions()
+        .get::<crate::protocol::OperationName>()
+        .map(|o| o.0);
+    let bytes_out = axum::body::HttpBody::size_hint(response.body()).exact();
+    // One record, outside the request span, so the line stands alone (its id and address are fields of its own).
+    macro_rules! access_record {
+        ($level:expr) => {
+            tracing::event!(
+                target: "workmail_pat::access",
+                $level,
+                request_id = %id,
+                client_ip = %peer,
+                method = %method.as_ref().map_or("", |m| m.as_str()),
+                path = path.as_deref().unwrap_or(""),
+                operation,
+                status = response.status().as_u16(),
+                error_type = error_type.as_deref(),
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                bytes_in,
+                bytes_out,
+                "request"
+            )
+        };
+    }
+    if access_at_info {
+        access_record!(tracing::Level::INFO);
+    } else {
+        access_record!(tracing::Level::DEBUG);
+    }
     response
 }
 
+/// The `__type` of an error response, for the access log: from `X-Amzn-ErrorType` (the AWS API), else from the
+/// small JSON error body of the web, verification and test APIs, which is read and put back unchanged.
+async fn error_type_of(
+    response: axum::response::Response,
+) -> (axum::response::Response, Option<String>) {
+    const MAX_ERROR_BODY: u64 = 16 * 1024;
+    if response.status().as_u16() < 400 {
+        return (response, None);
+    }
+    if let Some(kind) = response
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+    {
+        let kind = kind.split(':').next().unwrap_or(kind).to_owned();
+        return (response, Some(kind));
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let small = axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .is_some_and(|n| n <= MAX_ERROR_BODY);
+    if !is_json || !small {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    // The size is known and small, and the body is already in memory: collecting it cannot wait on anyone.
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY as usize).await else {
+        return (
+            axum::response::Response::from_parts(parts, axum::body::Body::empty()),
+            None,
+        );
+    };
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "__type")]
+        kind: String,
+    }
+    let kind = serde_json::from_slice::<ErrorBody>(&bytes)
+        .ok()
+        .map(|b| b.kind);
+    (
+        axum::response::Response::from_parts(parts, axum::body::Body::from(bytes)),
+        kind,
+    )
+}
 
 /// While the server waits for a free connection slot, how often it looks again for idle connections to close.
 const SHED_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
@@ -105,6 +205,7 @@ pub async fn serve(
     let store = shared.app.store.clone();
     let limits = shared.limits.clone();
     serve_app(listener, router(shared), limits, shutdown).await;
+    // Always, even when the deadline cut requests off: for SQLite this is the WAL checkpoint.
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }

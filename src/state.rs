@@ -30,6 +30,8 @@ pub struct Settings {
     pub verify_require_scope: bool,
     /// A session whose password was entered longer ago than this must re-enter it before creating a token.
     pub reauth_after_ms: i64,
+    /// Log each request's record at INFO (`--access-log`) rather than DEBUG.
+    pub access_log: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             verifier_key: None,
             verify_require_scope: true,
             reauth_after_ms: 15 * 60 * 1000,
+            access_log: false,
         }
     }
 }

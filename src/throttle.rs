@@ -414,9 +414,28 @@ impl Throttle {
         subject: &str,
         client: Option<IpAddr>,
     ) -> Result<Attempt<'_>, Limited> {
+        self.begin_attempt_with(subject, client, None, true)
+    }
+
+    /// [`Throttle::begin_attempt`], with the user's ceiling left to someone else when `ceiling` is `false` (the
+    /// store that shares attempts across replicas: only it knows every replica's failures and the user's
+    /// known-good addresses, so a replica's own ceiling would refuse her from an address she used elsewhere).
+    ///
+    /// `pair_hint`: an address the caller reported but that cannot be believed (the `RemoteIp` of a mail server
+    /// that is neither a trusted proxy nor holds the verifier key). It only splits the (user, address) pair, so
+    /// that a stranger's bad logins relayed by the same mail server do not fill the user's own pair; every window
+    /// that spans users still counts against `client`, the address that can be believed.
+    pub fn begin_attempt_with(
+        &self,
+        subject: &str,
+        client: Option<IpAddr>,
+        pair_hint: Option<IpAddr>,
+        ceiling: bool,
+    ) -> Result<Attempt<'_>, Limited> {
         let address = client.map(address_key);
+        let hint = pair_hint.map(address_key);
         let keys = AttemptKeys {
-            pair: self.key(("pair", subject, address)),
+            pair: self.key(("pair", subject, address, hint)),
             user: self.key(("user", subject)),
             address: address.map(|a| self.key(("addr", a))),
             user_charged: true,
@@ -439,7 +458,7 @@ impl Throttle {
             .get(&keys.pair)
             .is_some_and(|t| now.duration_since(*t) < KNOWN_GOOD_FOR);
         let keys = AttemptKeys {
-            user_charged: !known_good,
+            user_charged: ceiling && !known_good,
             ..keys
         };
         let mut wait = state.pairs.check(keys.pair, now);

@@ -56,7 +56,12 @@ pub enum Outcome<T> {
 fn attempt_subject(org_id: &str, user: Option<&User>, typed: &str) -> String {
     match user {
         Some(u) => format!("user\0{}", u.id),
-        None => format!("name\0{org_id}\0{}", typed.to_ascii_lowercase()),
+        // An unknown name and the same name with a domain share a budget, as a real user's username and email do,
+        // so comparing the two reveals nothing about which names exist.
+        None => {
+            let local = typed.split('@').next().unwrap_or(typed);
+            format!("name\0{org_id}\0{}", local.to_ascii_lowercase())
+        }
     }
 }
 
@@ -77,13 +82,24 @@ async fn limited_attempt<T, F>(
     app: &AppState,
     subject: &str,
     client: Option<IpAddr>,
+    pair_hint: Option<IpAddr>,
     sharing: Sharing,
     check: F,
 ) -> Result<Outcome<T>, StoreError>
 where
     F: std::future::Future<Output = Result<Option<T>, StoreError>>,
 {
-    let attempt: Attempt<'_> = match app.throttle.begin_attempt(subject, client) {
+    // On a store shared by replicas the user's ceiling is counted there, with every replica's failures and the
+    // addresses she succeeded from on any replica; this replica's memory alone would lock her out of those.
+    // Tokens cannot be guessed, so verification has no ceiling: it could only lock a user out.
+    let memory_ceiling = match sharing {
+        Sharing::AcrossReplicas => !app.store.shares_attempts(),
+        Sharing::PerReplica => false,
+    };
+    let attempt = app
+        .throttle
+        .begin_attempt_with(subject, client, pair_hint, memory_ceiling);
+    let attempt: Attempt<'_> = match attempt {
         Ok(a) => a,
         Err(limited) => return Ok(Outcome::Limited(limited)),
     };
@@ -328,6 +344,9 @@ pub struct VerifyRequest<'a> {
     pub scope: Option<&'a str>,
     /// The mail client's address, as far as it can be trusted.
     pub client: Option<IpAddr>,
+    /// The mail client's address as an untrusted caller reported it (only separates one client's failures from
+    /// another's for the same user: [`crate::throttle::Throttle::begin_attempt_with`]).
+    pub reported: Option<IpAddr>,
 }
 
 /// A successful verification.
@@ -358,6 +377,7 @@ pub async fn verify(
             app,
             &subject,
             request.client,
+            request.reported,
             Sharing::PerReplica,
             verify_token(app, request),
         )
@@ -450,36 +470,43 @@ pub async fn sign_in(
         _ => None,
     };
     let subject = attempt_subject(org_id, user.as_ref(), username);
-    limited_attempt(app, &subject, client, Sharing::AcrossReplicas, async {
-        let stored = user
-            .as_ref()
-            .filter(|u| u.state == UserState::Enabled)
-            .and_then(|u| u.password_hash.clone());
-        if !password_matches(password, stored.clone()).await? {
-            return Ok(None);
-        }
-        let (Some(user), Some(hash)) = (user, stored) else {
-            return Ok(None);
-        };
-        let (session_token, digest) = secrets::new_session_token(&app.pepper);
-        let now = app.clock.now_ms();
-        let expires_ms = now + app.settings.session_ttl_ms;
-        let session = Session {
-            org_id: org_id.to_string(),
-            user_id: user.id.clone(),
-            expires_ms,
-            authenticated_ms: now,
-        };
-        // Bound to the hash just checked: if the password was reset meanwhile, no session is created.
-        if !app.store.create_session(digest, session, &hash).await? {
-            return Ok(None);
-        }
-        Ok(Some(SignedIn {
-            session_token,
-            user_id: user.id,
-            expires_ms,
-        }))
-    })
+    limited_attempt(
+        app,
+        &subject,
+        client,
+        None,
+        Sharing::AcrossReplicas,
+        async {
+            let stored = user
+                .as_ref()
+                .filter(|u| u.state == UserState::Enabled)
+                .and_then(|u| u.password_hash.clone());
+            if !password_matches(password, stored.clone()).await? {
+                return Ok(None);
+            }
+            let (Some(user), Some(hash)) = (user, stored) else {
+                return Ok(None);
+            };
+            let (session_token, digest) = secrets::new_session_token(&app.pepper);
+            let now = app.clock.now_ms();
+            let expires_ms = now + app.settings.session_ttl_ms;
+            let session = Session {
+                org_id: org_id.to_string(),
+                user_id: user.id.clone(),
+                expires_ms,
+                authenticated_ms: now,
+            };
+            // Bound to the hash just checked: if the password was reset meanwhile, no session is created.
+            if !app.store.create_session(digest, session, &hash).await? {
+                return Ok(None);
+            }
+            Ok(Some(SignedIn {
+                session_token,
+                user_id: user.id,
+                expires_ms,
+            }))
+        },
+    )
     .await
 }
 
@@ -538,21 +565,28 @@ pub async fn reauthenticate(
     client: Option<IpAddr>,
 ) -> Result<Outcome<()>, StoreError> {
     let subject = attempt_subject(&session.org.id, Some(&session.user), &session.user.id);
-    limited_attempt(app, &subject, client, Sharing::AcrossReplicas, async {
-        let stored = session.user.password_hash.clone();
-        if !password_matches(password, stored.clone()).await? {
-            return Ok(None);
-        }
-        let Some(hash) = stored else {
-            return Ok(None);
-        };
-        let now = app.clock.now_ms();
-        Ok(app
-            .store
-            .reauthenticate_session(session.digest, &hash, now)
-            .await?
-            .then_some(()))
-    })
+    limited_attempt(
+        app,
+        &subject,
+        client,
+        None,
+        Sharing::AcrossReplicas,
+        async {
+            let stored = session.user.password_hash.clone();
+            if !password_matches(password, stored.clone()).await? {
+                return Ok(None);
+            }
+            let Some(hash) = stored else {
+                return Ok(None);
+            };
+            let now = app.clock.now_ms();
+            Ok(app
+                .store
+                .reauthenticate_session(session.digest, &hash, now)
+                .await?
+                .then_some(()))
+        },
+    )
     .await
 }
 
@@ -567,7 +601,12 @@ pub async fn list_own_tokens(
     ensure_self_service(app, &session.org, &session.user).await?;
     Ok(app
         .store
-        .list_personal_access_tokens(&session.org.id, Some(&session.user.id), None, MAX_OWN_TOKENS)
+        .list_personal_access_tokens(
+            &session.org.id,
+            Some(&session.user.id),
+            None,
+            MAX_OWN_TOKENS,
+        )
         .await?)
 }
 

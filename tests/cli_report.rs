@@ -267,3 +267,49 @@ async fn bad_input_is_a_clear_error() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[tokio::test]
+async fn html_report_is_one_self_contained_file() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.html");
+    let out = run(&[
+        "--database",
+        &f.url,
+        "--organization-id",
+        &f.org,
+        "--format",
+        "html",
+        "--output",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "--output writes the file only");
+    let html = std::fs::read_to_string(&path).unwrap();
+    let lower = html.to_ascii_lowercase();
+    assert!(lower.starts_with("<!doctype html>"));
+    // Nothing to fetch and nothing to run: no URL at all, no script, no external style sheet or image.
+    for banned in [
+        "http://", "https://", "<script", "<link", "<img", "src=", "@import", "url(http",
+    ] {
+        assert!(!lower.contains(banned), "{banned} in the report");
+    }
+    assert!(html.contains("Content-Security-Policy"));
+    // Three accessible charts, drawn inline.
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert_eq!(html.matches("role=\"img\"").count(), 3);
+    assert_eq!(html.matches("aria-labelledby=").count(), 3);
+    // Without criteria the table uses --expiring-within 30 --unused-for 90: the same tokens as the JSON report.
+    let (either, _) = json_names(&f, &["--unused-for", "90", "--expiring-within", "30"]);
+    assert!(html.contains(&format!("data-rows=\"{}\"", either.len())));
+    assert_eq!(html.matches("<tr>").count(), either.len() + 1);
+    // The user-chosen name is escaped, the expired token counted and hatched, and never-used tokens counted.
+    assert!(html.contains("=stale, &quot;old&quot;"));
+    assert!(html.contains(r#"data-label="Expired" data-value="1" data-fill="hatched""#));
+    assert!(html.contains(r#"data-label="Never used" data-value="2" data-fill="dotted""#));
+    assert!(html.contains(r#"data-label="alice" data-value="5""#));
+}

@@ -1,5 +1,6 @@
-//! One conformance suite for the `Store` trait, run against every backend (today: a real SQLite file). A new
-//! backend passes this suite before it is wired in, so orders, uniqueness rules and lifecycles agree to the row.
+//! One conformance suite for the `Store` trait, run against every backend (a real SQLite file, a PostgreSQL
+//! database) as one test per case and backend. A new backend passes this suite before it is wired in, so orders,
+//! uniqueness rules and lifecycles agree to the row.
 
 use std::sync::Arc;
 
@@ -21,19 +22,62 @@ enum Storage {
     Postgres(pg::TestDb),
 }
 
-/// Every backend this build can test. Each entry yields a fresh, empty store: a new SQLite file, and a new
-/// PostgreSQL database on the test server (see tests/common/postgres.rs; an unreachable server fails the test).
-fn backends() -> Vec<(String, Arc<dyn Store>, Storage)> {
+/// A fresh, empty store on a new SQLite file.
+fn sqlite() -> (String, Arc<dyn Store>, Storage) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("conformance.db").display());
     let store = store::open(&url).unwrap();
-    let db = pg::TestDb::create("conf");
-    let pg_store = store::open(&db.url).unwrap();
-    vec![
-        (url, store, Storage::Dir(dir)),
-        (db.url.clone(), pg_store, Storage::Postgres(db)),
-    ]
+    (url, store, Storage::Dir(dir))
 }
+
+/// A fresh, empty store on a new database of the test PostgreSQL server (see tests/common/postgres.rs), or `None`
+/// with a visible skip notice when `WORKMAIL_PAT_TEST_POSTGRES` is not set (scripts/test.sh sets it; a set but
+/// unreachable server fails the test).
+fn postgres(case: &str) -> Option<(String, Arc<dyn Store>, Storage)> {
+    if std::env::var_os("WORKMAIL_PAT_TEST_POSTGRES").is_none() {
+        // Straight to stderr, past the test harness' capture, so the skip shows in every run.
+        let notice = format!(
+            "SKIPPED postgres::{case}: set WORKMAIL_PAT_TEST_POSTGRES=postgres://USER@HOST:PORT to run it\n"
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
+        return None;
+    }
+    let db = pg::TestDb::create("conf");
+    let store = store::open(&db.url).unwrap();
+    Some((db.url.clone(), store, Storage::Postgres(db)))
+}
+
+/// One `#[tokio::test]` per case and backend, `sqlite::<case>` and `postgres::<case>`, each on its own fresh store.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $case() {
+                let (url, store, _storage) = super::sqlite();
+                super::$case(url, store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $case() {
+                if let Some((url, store, _storage)) = super::postgres(stringify!($case)) {
+                    super::$case(url, store).await;
+                }
+            })*
+        }
+    };
+}
+
+conformance!(
+    organizations_are_partitioned_ordered_and_unique_by_alias,
+    client_tokens_replay_or_refuse,
+    users_resolve_by_id_name_or_email_and_stay_unique,
+    tokens_page_by_created_then_id_and_follow_their_owners,
+    digests_find_tokens_and_sessions_expire_with_their_owner,
+    identity_provider_configuration_round_trips,
+    verify_lookup_joins_owner_organization_and_configuration,
+    test_defect_10_nul_in_lookup_keys_matches_nothing,
+);
 
 fn partition(account: &str) -> Partition {
     Partition {
@@ -99,605 +143,581 @@ fn digest(n: u8) -> [u8; 32] {
     [n; 32]
 }
 
-#[tokio::test]
-async fn organizations_are_partitioned_ordered_and_unique_by_alias() {
-    for (url, s, _dir) in backends() {
-        let a = partition("111111111111");
-        let b = partition("222222222222");
-        let o1 = org(&a, "acme", 1000);
-        let o2 = org(&a, "beta", 1000);
-        let o3 = org(&b, "acme", 500);
-        for o in [&o1, &o2, &o3] {
-            assert_eq!(
-                s.create_organization(o.clone(), None).await.unwrap(),
-                Idempotent::Done,
-                "{url}"
-            );
-        }
-        // Same alias in the same partition (any case) conflicts; in another partition it does not.
-        let dup = org(&a, "ACME", 2000);
-        assert!(matches!(
-            s.create_organization(dup, None).await,
-            Err(StoreError::Conflict(Conflict::Alias))
-        ));
+async fn organizations_are_partitioned_ordered_and_unique_by_alias(url: String, s: Arc<dyn Store>) {
+    let a = partition("111111111111");
+    let b = partition("222222222222");
+    let o1 = org(&a, "acme", 1000);
+    let o2 = org(&a, "beta", 1000);
+    let o3 = org(&b, "acme", 500);
+    for o in [&o1, &o2, &o3] {
         assert_eq!(
-            s.get_organization(&a, &o1.id).await.unwrap().as_ref(),
-            Some(&o1)
-        );
-        assert_eq!(
-            s.get_organization(&b, &o1.id).await.unwrap(),
-            None,
-            "{url}: partitions leak"
-        );
-        assert_eq!(
-            s.find_organization(&o1.id).await.unwrap().as_ref(),
-            Some(&o1)
-        );
-
-        let listed = s.list_organizations(&a, None, 10).await.unwrap();
-        let mut expected = vec![o1.clone(), o2.clone()];
-        expected.sort_by(|x, y| (x.created_ms, &x.id).cmp(&(y.created_ms, &y.id)));
-        assert_eq!(listed, expected, "{url}");
-        let after_first = s
-            .list_organizations(
-                &a,
-                Some(Cursor {
-                    created_ms: expected[0].created_ms,
-                    id: expected[0].id.clone(),
-                }),
-                10,
-            )
-            .await
-            .unwrap();
-        assert_eq!(after_first, expected[1..].to_vec());
-
-        // A Deleted organization frees its alias but stays visible.
-        s.delete_organization(&o1.id).await.unwrap();
-        let deleted = s.get_organization(&a, &o1.id).await.unwrap().unwrap();
-        assert_eq!(deleted.state, org_state::DELETED);
-        let again = org(&a, "acme", 3000);
-        assert_eq!(
-            s.create_organization(again, None).await.unwrap(),
-            Idempotent::Done
-        );
-    }
-}
-
-#[tokio::test]
-async fn client_tokens_replay_or_refuse() {
-    for (url, s, _dir) in backends() {
-        let p = partition("000000000000");
-        let first = org(&p, "idem", 1000);
-        let idem = |result: &str, hash: u8| Idempotency {
-            operation: "CreateOrganization",
-            token: "token-1".into(),
-            request_hash: [hash; 32],
-            result: result.into(),
-            now_ms: 1000,
-        };
-        assert_eq!(
-            s.create_organization(first.clone(), Some(idem(&first.id, 1)))
-                .await
-                .unwrap(),
-            Idempotent::Done
-        );
-        let retry = org(&p, "idem", 1001);
-        assert_eq!(
-            s.create_organization(retry.clone(), Some(idem(&retry.id, 1)))
-                .await
-                .unwrap(),
-            Idempotent::Replay(first.id.clone()),
+            s.create_organization(o.clone(), None).await.unwrap(),
+            Idempotent::Done,
             "{url}"
         );
-        assert_eq!(
-            s.create_organization(org(&p, "other", 1002), Some(idem("x", 2)))
-                .await
-                .unwrap(),
-            Idempotent::Mismatch
-        );
-        // Only the first organization exists.
-        assert_eq!(s.list_organizations(&p, None, 10).await.unwrap().len(), 1);
-        // Remembered per partition and operation.
-        let rec = s
-            .get_client_token(&p, "CreateOrganization", "token-1", 2000)
+    }
+    // Same alias in the same partition (any case) conflicts; in another partition it does not.
+    let dup = org(&a, "ACME", 2000);
+    assert!(matches!(
+        s.create_organization(dup, None).await,
+        Err(StoreError::Conflict(Conflict::Alias))
+    ));
+    assert_eq!(
+        s.get_organization(&a, &o1.id).await.unwrap().as_ref(),
+        Some(&o1)
+    );
+    assert_eq!(
+        s.get_organization(&b, &o1.id).await.unwrap(),
+        None,
+        "{url}: partitions leak"
+    );
+    assert_eq!(
+        s.find_organization(&o1.id).await.unwrap().as_ref(),
+        Some(&o1)
+    );
+
+    let listed = s.list_organizations(&a, None, 10).await.unwrap();
+    let mut expected = vec![o1.clone(), o2.clone()];
+    expected.sort_by(|x, y| (x.created_ms, &x.id).cmp(&(y.created_ms, &y.id)));
+    assert_eq!(listed, expected, "{url}");
+    let after_first = s
+        .list_organizations(
+            &a,
+            Some(Cursor {
+                created_ms: expected[0].created_ms,
+                id: expected[0].id.clone(),
+            }),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_first, expected[1..].to_vec());
+
+    // A Deleted organization frees its alias but stays visible.
+    s.delete_organization(&o1.id).await.unwrap();
+    let deleted = s.get_organization(&a, &o1.id).await.unwrap().unwrap();
+    assert_eq!(deleted.state, org_state::DELETED);
+    let again = org(&a, "acme", 3000);
+    assert_eq!(
+        s.create_organization(again, None).await.unwrap(),
+        Idempotent::Done
+    );
+}
+
+async fn client_tokens_replay_or_refuse(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let first = org(&p, "idem", 1000);
+    let idem = |result: &str, hash: u8| Idempotency {
+        operation: "CreateOrganization",
+        token: "token-1".into(),
+        request_hash: [hash; 32],
+        result: result.into(),
+        now_ms: 1000,
+    };
+    assert_eq!(
+        s.create_organization(first.clone(), Some(idem(&first.id, 1)))
             .await
-            .unwrap();
-        assert_eq!(rec.unwrap().result, first.id);
-        assert!(
-            s.get_client_token(
-                &partition("111111111111"),
-                "CreateOrganization",
-                "token-1",
-                2000
-            )
+            .unwrap(),
+        Idempotent::Done
+    );
+    let retry = org(&p, "idem", 1001);
+    assert_eq!(
+        s.create_organization(retry.clone(), Some(idem(&retry.id, 1)))
+            .await
+            .unwrap(),
+        Idempotent::Replay(first.id.clone()),
+        "{url}"
+    );
+    assert_eq!(
+        s.create_organization(org(&p, "other", 1002), Some(idem("x", 2)))
+            .await
+            .unwrap(),
+        Idempotent::Mismatch
+    );
+    // Only the first organization exists.
+    assert_eq!(s.list_organizations(&p, None, 10).await.unwrap().len(), 1);
+    // Remembered per partition and operation.
+    let rec = s
+        .get_client_token(&p, "CreateOrganization", "token-1", 2000)
+        .await
+        .unwrap();
+    assert_eq!(rec.unwrap().result, first.id);
+    assert!(
+        s.get_client_token(
+            &partition("111111111111"),
+            "CreateOrganization",
+            "token-1",
+            2000
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    assert!(
+        s.get_client_token(&p, "DeleteOrganization", "token-1", 2000)
             .await
             .unwrap()
             .is_none()
-        );
-        assert!(
-            s.get_client_token(&p, "DeleteOrganization", "token-1", 2000)
-                .await
-                .unwrap()
-                .is_none()
-        );
-        // Forgotten after 24 hours.
-        assert!(
-            s.get_client_token(&p, "CreateOrganization", "token-1", 1000 + 86_400_001)
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
+    );
+    // Forgotten after 24 hours.
+    assert!(
+        s.get_client_token(&p, "CreateOrganization", "token-1", 1000 + 86_400_001)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
-#[tokio::test]
-async fn users_resolve_by_id_name_or_email_and_stay_unique() {
-    for (url, s, _dir) in backends() {
-        let p = partition("000000000000");
-        let o = org(&p, "people", 1);
-        s.create_organization(o.clone(), None).await.unwrap();
-        let alice = user(&o.id, "Alice", 10);
-        s.create_user(alice.clone()).await.unwrap();
-        assert!(
-            matches!(
-                s.create_user(user(&o.id, "alice", 11)).await,
-                Err(StoreError::Conflict(Conflict::UserName))
-            ),
-            "{url}"
-        );
-        s.register_user(&alice.id, "alice@people.awsapps.com", 20)
+async fn users_resolve_by_id_name_or_email_and_stay_unique(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "people", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let alice = user(&o.id, "Alice", 10);
+    s.create_user(alice.clone()).await.unwrap();
+    assert!(
+        matches!(
+            s.create_user(user(&o.id, "alice", 11)).await,
+            Err(StoreError::Conflict(Conflict::UserName))
+        ),
+        "{url}"
+    );
+    s.register_user(&alice.id, "alice@people.awsapps.com", 20)
+        .await
+        .unwrap();
+    for ident in [
+        alice.id.as_str(),
+        "alice",
+        "ALICE",
+        "Alice@People.awsapps.com",
+    ] {
+        let found = s.find_user(&o.id, ident).await.unwrap().unwrap();
+        assert_eq!(found.id, alice.id, "{url}: {ident}");
+        assert_eq!(found.state, UserState::Enabled);
+        assert_eq!(found.email.as_deref(), Some("alice@people.awsapps.com"));
+        assert_eq!(found.enabled_ms, Some(20));
+    }
+    let bob = user(&o.id, "bob", 12);
+    s.create_user(bob.clone()).await.unwrap();
+    assert!(matches!(
+        s.register_user(&bob.id, "ALICE@people.awsapps.com", 21)
+            .await,
+        Err(StoreError::Conflict(Conflict::Email))
+    ));
+    assert_eq!(s.count_enabled_users(&o.id).await.unwrap(), 1);
+
+    // Deregistering releases the email; deleting frees the name, and a live user wins over the deleted one.
+    s.deregister_user(&alice.id, 30).await.unwrap();
+    s.register_user(&bob.id, "alice@people.awsapps.com", 31)
+        .await
+        .unwrap();
+    s.deregister_user(&bob.id, 32).await.unwrap();
+    s.delete_user(&alice.id, 40).await.unwrap();
+    let alice2 = user(&o.id, "alice", 50);
+    s.create_user(alice2.clone()).await.unwrap();
+    assert_eq!(
+        s.find_user(&o.id, "alice").await.unwrap().unwrap().id,
+        alice2.id
+    );
+    assert_eq!(
+        s.find_user(&o.id, &alice.id).await.unwrap().unwrap().state,
+        UserState::Deleted
+    );
+
+    // Updates change only what is given.
+    s.update_user(
+        &bob.id,
+        UserUpdate {
+            display_name: Some("Robert".into()),
+            city: Some("Paris".into()),
+            hidden_from_global_address_list: Some(true),
+            identity_provider_user_id: Some(Some("12345678-1234-1234-1234-123456789012".into())),
+            ..UserUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    let b = s.find_user(&o.id, "bob").await.unwrap().unwrap();
+    assert_eq!(b.profile.display_name, "Robert");
+    assert_eq!(b.profile.city.as_deref(), Some("Paris"));
+    assert!(b.profile.hidden_from_global_address_list);
+    assert_eq!(b.profile.first_name, None);
+    s.update_user(
+        &bob.id,
+        UserUpdate {
+            identity_provider_user_id: Some(None),
+            ..UserUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.find_user(&o.id, "bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .identity_provider_user_id,
+        None
+    );
+
+    // Listing: (created, id) order, filters, DELETED users included.
+    let all = s
+        .list_users(&o.id, &UserFilter::None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+        vec![alice.id.clone(), bob.id.clone(), alice2.id.clone()]
+    );
+    let deleted = s
+        .list_users(&o.id, &UserFilter::State(UserState::Deleted), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    let prefixed = s
+        .list_users(&o.id, &UserFilter::UsernamePrefix("b".into()), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(prefixed.len(), 1);
+    let literal = s
+        .list_users(&o.id, &UserFilter::UsernamePrefix("%".into()), None, 100)
+        .await
+        .unwrap();
+    assert!(literal.is_empty(), "{url}: LIKE wildcards must be escaped");
+    let display = s
+        .list_users(
+            &o.id,
+            &UserFilter::DisplayNamePrefix("Rob".into()),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(display.len(), 1);
+    let page = s
+        .list_users(
+            &o.id,
+            &UserFilter::None,
+            Some(Cursor {
+                created_ms: 10,
+                id: alice.id.clone(),
+            }),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, bob.id);
+}
+
+async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "tokens", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let u1 = user(&o.id, "u1", 1);
+    let u2 = user(&o.id, "u2", 2);
+    s.create_user(u1.clone()).await.unwrap();
+    s.create_user(u2.clone()).await.unwrap();
+    let mut all = Vec::new();
+    for i in 0..30u8 {
+        // Many tokens share a creation time, so the id decides the order.
+        let owner = if i % 3 == 0 { &u2 } else { &u1 };
+        let t = pat(&o.id, &owner.id, 1000 + i64::from(i / 4));
+        s.insert_personal_access_token(t.clone(), digest(i))
             .await
             .unwrap();
-        for ident in [
-            alice.id.as_str(),
-            "alice",
-            "ALICE",
-            "Alice@People.awsapps.com",
-        ] {
-            let found = s.find_user(&o.id, ident).await.unwrap().unwrap();
-            assert_eq!(found.id, alice.id, "{url}: {ident}");
-            assert_eq!(found.state, UserState::Enabled);
-            assert_eq!(found.email.as_deref(), Some("alice@people.awsapps.com"));
-            assert_eq!(found.enabled_ms, Some(20));
-        }
-        let bob = user(&o.id, "bob", 12);
-        s.create_user(bob.clone()).await.unwrap();
-        assert!(matches!(
-            s.register_user(&bob.id, "ALICE@people.awsapps.com", 21)
+        all.push(t);
+    }
+    assert!(
+        matches!(
+            s.insert_personal_access_token(pat(&o.id, &u1.id, 5), digest(0))
                 .await,
-            Err(StoreError::Conflict(Conflict::Email))
-        ));
-        assert_eq!(s.count_enabled_users(&o.id).await.unwrap(), 1);
+            Err(StoreError::Conflict(Conflict::TokenId))
+        ),
+        "{url}: digests are unique"
+    );
+    all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
 
-        // Deregistering releases the email; deleting frees the name, and a live user wins over the deleted one.
-        s.deregister_user(&alice.id, 30).await.unwrap();
-        s.register_user(&bob.id, "alice@people.awsapps.com", 31)
-            .await
-            .unwrap();
-        s.deregister_user(&bob.id, 32).await.unwrap();
-        s.delete_user(&alice.id, 40).await.unwrap();
-        let alice2 = user(&o.id, "alice", 50);
-        s.create_user(alice2.clone()).await.unwrap();
-        assert_eq!(
-            s.find_user(&o.id, "alice").await.unwrap().unwrap().id,
-            alice2.id
-        );
-        assert_eq!(
-            s.find_user(&o.id, &alice.id).await.unwrap().unwrap().state,
-            UserState::Deleted
-        );
-
-        // Updates change only what is given.
-        s.update_user(
-            &bob.id,
-            UserUpdate {
-                display_name: Some("Robert".into()),
-                city: Some("Paris".into()),
-                hidden_from_global_address_list: Some(true),
-                identity_provider_user_id: Some(Some(
-                    "12345678-1234-1234-1234-123456789012".into(),
-                )),
-                ..UserUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
-        let b = s.find_user(&o.id, "bob").await.unwrap().unwrap();
-        assert_eq!(b.profile.display_name, "Robert");
-        assert_eq!(b.profile.city.as_deref(), Some("Paris"));
-        assert!(b.profile.hidden_from_global_address_list);
-        assert_eq!(b.profile.first_name, None);
-        s.update_user(
-            &bob.id,
-            UserUpdate {
-                identity_provider_user_id: Some(None),
-                ..UserUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            s.find_user(&o.id, "bob")
-                .await
-                .unwrap()
-                .unwrap()
-                .identity_provider_user_id,
-            None
-        );
-
-        // Listing: (created, id) order, filters, DELETED users included.
-        let all = s
-            .list_users(&o.id, &UserFilter::None, None, 100)
-            .await
-            .unwrap();
-        assert_eq!(
-            all.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
-            vec![alice.id.clone(), bob.id.clone(), alice2.id.clone()]
-        );
-        let deleted = s
-            .list_users(&o.id, &UserFilter::State(UserState::Deleted), None, 100)
-            .await
-            .unwrap();
-        assert_eq!(deleted.len(), 1);
-        let prefixed = s
-            .list_users(&o.id, &UserFilter::UsernamePrefix("b".into()), None, 100)
-            .await
-            .unwrap();
-        assert_eq!(prefixed.len(), 1);
-        let literal = s
-            .list_users(&o.id, &UserFilter::UsernamePrefix("%".into()), None, 100)
-            .await
-            .unwrap();
-        assert!(literal.is_empty(), "{url}: LIKE wildcards must be escaped");
-        let display = s
-            .list_users(
-                &o.id,
-                &UserFilter::DisplayNamePrefix("Rob".into()),
-                None,
-                100,
-            )
-            .await
-            .unwrap();
-        assert_eq!(display.len(), 1);
-        let page = s
-            .list_users(
-                &o.id,
-                &UserFilter::None,
-                Some(Cursor {
-                    created_ms: 10,
-                    id: alice.id.clone(),
-                }),
-                1,
-            )
-            .await
-            .unwrap();
-        assert_eq!(page.len(), 1);
-        assert_eq!(page[0].id, bob.id);
-    }
-}
-
-#[tokio::test]
-async fn tokens_page_by_created_then_id_and_follow_their_owners() {
-    for (url, s, _dir) in backends() {
-        let p = partition("000000000000");
-        let o = org(&p, "tokens", 1);
-        s.create_organization(o.clone(), None).await.unwrap();
-        let u1 = user(&o.id, "u1", 1);
-        let u2 = user(&o.id, "u2", 2);
-        s.create_user(u1.clone()).await.unwrap();
-        s.create_user(u2.clone()).await.unwrap();
-        let mut all = Vec::new();
-        for i in 0..30u8 {
-            // Many tokens share a creation time, so the id decides the order.
-            let owner = if i % 3 == 0 { &u2 } else { &u1 };
-            let t = pat(&o.id, &owner.id, 1000 + i64::from(i / 4));
-            s.insert_personal_access_token(t.clone(), digest(i))
+    for page_size in [1usize, 4, 7, 30, 100] {
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = s
+                .list_personal_access_tokens(&o.id, None, after.clone(), page_size)
                 .await
                 .unwrap();
-            all.push(t);
+            let Some(last) = rows.last() else { break };
+            after = Some(Cursor {
+                created_ms: last.created_ms,
+                id: last.id.clone(),
+            });
+            walked.extend(rows);
         }
-        assert!(
-            matches!(
-                s.insert_personal_access_token(pat(&o.id, &u1.id, 5), digest(0))
-                    .await,
-                Err(StoreError::Conflict(Conflict::TokenId))
-            ),
-            "{url}: digests are unique"
-        );
-        all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-
-        for page_size in [1usize, 4, 7, 30, 100] {
-            let mut walked = Vec::new();
-            let mut after = None;
-            loop {
-                let rows = s
-                    .list_personal_access_tokens(&o.id, None, after.clone(), page_size)
-                    .await
-                    .unwrap();
-                let Some(last) = rows.last() else { break };
-                after = Some(Cursor {
-                    created_ms: last.created_ms,
-                    id: last.id.clone(),
-                });
-                walked.extend(rows);
-            }
-            assert_eq!(walked, all, "{url}: page size {page_size}");
-        }
-        let of_u2: Vec<_> = all.iter().filter(|t| t.user_id == u2.id).cloned().collect();
-        assert_eq!(
-            s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
-                .await
-                .unwrap(),
-            of_u2
-        );
-
-        let one = &all[5];
-        assert_eq!(
-            s.get_personal_access_token(&o.id, &one.id)
-                .await
-                .unwrap()
-                .as_ref(),
-            Some(one)
-        );
-        assert_eq!(
-            s.get_personal_access_token("m-00000000000000000000000000000000", &one.id)
-                .await
-                .unwrap(),
-            None
-        );
-
-        // DateLastUsed: first use written, then at most once per interval, never moved back.
-        s.touch_personal_access_token(&one.id, 10_000, 60_000)
-            .await
-            .unwrap();
-        s.touch_personal_access_token(&one.id, 20_000, 60_000)
-            .await
-            .unwrap();
-        assert_eq!(
-            s.get_personal_access_token(&o.id, &one.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_used_ms,
-            Some(10_000)
-        );
-        s.touch_personal_access_token(&one.id, 70_000, 60_000)
-            .await
-            .unwrap();
-        s.touch_personal_access_token(&one.id, 5_000, 60_000)
-            .await
-            .unwrap();
-        assert_eq!(
-            s.get_personal_access_token(&o.id, &one.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .last_used_ms,
-            Some(70_000)
-        );
-
-        assert!(
-            s.delete_personal_access_token(&o.id, &one.id)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !s.delete_personal_access_token(&o.id, &one.id)
-                .await
-                .unwrap()
-        );
-
-        // Deleting a user removes their tokens; deleting the organization removes the rest.
-        s.delete_user(&u2.id, 99).await.unwrap();
-        assert!(
-            s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            !s.list_personal_access_tokens(&o.id, None, None, 100)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        s.delete_organization(&o.id).await.unwrap();
-        assert!(
-            s.list_personal_access_tokens(&o.id, None, None, 100)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            s.find_personal_access_token_by_digest(digest(1))
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(walked, all, "{url}: page size {page_size}");
     }
-}
-
-#[tokio::test]
-async fn digests_find_tokens_and_sessions_expire_with_their_owner() {
-    for (url, s, _dir) in backends() {
-        let p = partition("000000000000");
-        let o = org(&p, "sess", 1);
-        s.create_organization(o.clone(), None).await.unwrap();
-        let u = user(&o.id, "carol", 1);
-        s.create_user(u.clone()).await.unwrap();
-        s.register_user(&u.id, "carol@sess.example", 2)
-            .await
-            .unwrap();
-        let t = pat(&o.id, &u.id, 5);
-        s.insert_personal_access_token(t.clone(), digest(42))
-            .await
-            .unwrap();
-        assert_eq!(
-            s.find_personal_access_token_by_digest(digest(42))
-                .await
-                .unwrap(),
-            Some(t),
-            "{url}"
-        );
-        assert_eq!(
-            s.find_personal_access_token_by_digest(digest(43))
-                .await
-                .unwrap(),
-            None
-        );
-
-        let session = Session {
-            org_id: o.id.clone(),
-            user_id: u.id.clone(),
-            expires_ms: 99,
-            authenticated_ms: 5,
-        };
-        let hash = "$argon2id$placeholder";
-        assert!(
-            !s.create_session(digest(6), session.clone(), "$argon2id$other")
-                .await
-                .unwrap(),
-            "{url}: a session is only created against the user's current password hash"
-        );
-        assert_eq!(s.get_session(digest(6)).await.unwrap(), None);
-        assert!(
-            s.create_session(digest(7), session.clone(), hash)
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            s.get_session(digest(7)).await.unwrap(),
-            Some(session.clone())
-        );
-        // Re-authentication moves the session's password-entry time, only with the current hash.
-        assert!(
-            !s.reauthenticate_session(digest(7), "$argon2id$other", 50)
-                .await
-                .unwrap()
-        );
-        assert!(s.reauthenticate_session(digest(7), hash, 50).await.unwrap());
-        assert_eq!(
-            s.get_session(digest(7))
-                .await
-                .unwrap()
-                .unwrap()
-                .authenticated_ms,
-            50
-        );
-        // Tokens created through a session need that session to be live.
-        let via_session = pat(&o.id, &u.id, 6);
-        assert!(
-            s.insert_personal_access_token_for_session(via_session.clone(), digest(60), digest(7))
-                .await
-                .unwrap()
-        );
-        s.set_password(&u.id, "$argon2id$new").await.unwrap();
-        assert_eq!(
-            s.get_session(digest(7)).await.unwrap(),
-            None,
-            "{url}: a new password ends sessions"
-        );
-        assert!(
-            !s.insert_personal_access_token_for_session(
-                pat(&o.id, &u.id, 7),
-                digest(61),
-                digest(7)
-            )
+    let of_u2: Vec<_> = all.iter().filter(|t| t.user_id == u2.id).cloned().collect();
+    assert_eq!(
+        s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
             .await
             .unwrap(),
-            "{url}: an ended session creates no token"
-        );
-        assert_eq!(
-            s.find_personal_access_token_by_digest(digest(61))
-                .await
-                .unwrap(),
-            None
-        );
-        assert!(
-            !s.create_session(digest(8), session.clone(), hash)
-                .await
-                .unwrap(),
-            "{url}: the old hash no longer creates sessions"
-        );
-        assert!(
-            s.create_session(digest(8), session.clone(), "$argon2id$new")
-                .await
-                .unwrap()
-        );
-        s.delete_session(digest(8)).await.unwrap();
-        assert_eq!(s.get_session(digest(8)).await.unwrap(), None);
-        // Deregistration and re-registration end sessions even though the hash is unchanged.
-        assert!(
-            s.create_session(digest(9), session.clone(), "$argon2id$new")
-                .await
-                .unwrap()
-        );
-        s.deregister_user(&u.id, 60).await.unwrap();
-        assert!(
-            !s.create_session(digest(10), session.clone(), "$argon2id$new")
-                .await
-                .unwrap(),
-            "{url}: no session for a DISABLED user"
-        );
-        s.register_user(&u.id, "carol@sess.example", 61)
+        of_u2
+    );
+
+    let one = &all[5];
+    assert_eq!(
+        s.get_personal_access_token(&o.id, &one.id)
             .await
-            .unwrap();
-        assert_eq!(s.get_session(digest(9)).await.unwrap(), None);
-        assert_eq!(
-            s.find_user(&o.id, "carol")
-                .await
-                .unwrap()
-                .unwrap()
-                .password_hash
-                .as_deref(),
-            Some("$argon2id$new")
-        );
-    }
+            .unwrap()
+            .as_ref(),
+        Some(one)
+    );
+    assert_eq!(
+        s.get_personal_access_token("m-00000000000000000000000000000000", &one.id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // DateLastUsed: first use written, then at most once per interval, never moved back.
+    s.touch_personal_access_token(&one.id, 10_000, 60_000)
+        .await
+        .unwrap();
+    s.touch_personal_access_token(&one.id, 20_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_personal_access_token(&o.id, &one.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms,
+        Some(10_000)
+    );
+    s.touch_personal_access_token(&one.id, 70_000, 60_000)
+        .await
+        .unwrap();
+    s.touch_personal_access_token(&one.id, 5_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_personal_access_token(&o.id, &one.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms,
+        Some(70_000)
+    );
+
+    assert!(
+        s.delete_personal_access_token(&o.id, &one.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.delete_personal_access_token(&o.id, &one.id)
+            .await
+            .unwrap()
+    );
+
+    // Deleting a user removes their tokens; deleting the organization removes the rest.
+    s.delete_user(&u2.id, 99).await.unwrap();
+    assert!(
+        s.list_personal_access_tokens(&o.id, Some(&u2.id), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !s.list_personal_access_tokens(&o.id, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.delete_organization(&o.id).await.unwrap();
+    assert!(
+        s.list_personal_access_tokens(&o.id, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.find_personal_access_token_by_digest(digest(1))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
-#[tokio::test]
-async fn identity_provider_configuration_round_trips() {
-    for (url, s, _dir) in backends() {
-        let p = partition("000000000000");
-        let o = org(&p, "idp", 1);
-        s.create_organization(o.clone(), None).await.unwrap();
-        assert_eq!(
-            s.get_identity_provider_configuration(&o.id).await.unwrap(),
-            None
-        );
-        let mut c = IdentityProviderConfiguration {
-            authentication_mode: "IDENTITY_PROVIDER_AND_DIRECTORY".into(),
-            instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
-            application_arn:
-                "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111"
-                    .into(),
-            pat_status: PatStatus::Active,
-            pat_lifetime_days: 30,
-        };
-        s.put_identity_provider_configuration(&o.id, c.clone())
+async fn digests_find_tokens_and_sessions_expire_with_their_owner(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "sess", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let u = user(&o.id, "carol", 1);
+    s.create_user(u.clone()).await.unwrap();
+    s.register_user(&u.id, "carol@sess.example", 2)
+        .await
+        .unwrap();
+    let t = pat(&o.id, &u.id, 5);
+    s.insert_personal_access_token(t.clone(), digest(42))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.find_personal_access_token_by_digest(digest(42))
             .await
-            .unwrap();
-        c.pat_status = PatStatus::Inactive;
-        c.pat_lifetime_days = 7;
-        s.put_identity_provider_configuration(&o.id, c.clone())
+            .unwrap(),
+        Some(t),
+        "{url}"
+    );
+    assert_eq!(
+        s.find_personal_access_token_by_digest(digest(43))
             .await
-            .unwrap();
-        assert_eq!(
-            s.get_identity_provider_configuration(&o.id).await.unwrap(),
-            Some(c),
-            "{url}"
-        );
-        s.delete_identity_provider_configuration(&o.id)
+            .unwrap(),
+        None
+    );
+
+    let session = Session {
+        org_id: o.id.clone(),
+        user_id: u.id.clone(),
+        expires_ms: 99,
+        authenticated_ms: 5,
+    };
+    let hash = "$argon2id$placeholder";
+    assert!(
+        !s.create_session(digest(6), session.clone(), "$argon2id$other")
             .await
-            .unwrap();
-        s.delete_identity_provider_configuration(&o.id)
+            .unwrap(),
+        "{url}: a session is only created against the user's current password hash"
+    );
+    assert_eq!(s.get_session(digest(6)).await.unwrap(), None);
+    assert!(
+        s.create_session(digest(7), session.clone(), hash)
             .await
-            .unwrap();
-        assert_eq!(
-            s.get_identity_provider_configuration(&o.id).await.unwrap(),
-            None
-        );
-    }
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_session(digest(7)).await.unwrap(),
+        Some(session.clone())
+    );
+    // Re-authentication moves the session's password-entry time, only with the current hash.
+    assert!(
+        !s.reauthenticate_session(digest(7), "$argon2id$other", 50)
+            .await
+            .unwrap()
+    );
+    assert!(s.reauthenticate_session(digest(7), hash, 50).await.unwrap());
+    assert_eq!(
+        s.get_session(digest(7))
+            .await
+            .unwrap()
+            .unwrap()
+            .authenticated_ms,
+        50
+    );
+    // Tokens created through a session need that session to be live.
+    let via_session = pat(&o.id, &u.id, 6);
+    assert!(
+        s.insert_personal_access_token_for_session(via_session.clone(), digest(60), digest(7))
+            .await
+            .unwrap()
+    );
+    s.set_password(&u.id, "$argon2id$new").await.unwrap();
+    assert_eq!(
+        s.get_session(digest(7)).await.unwrap(),
+        None,
+        "{url}: a new password ends sessions"
+    );
+    assert!(
+        !s.insert_personal_access_token_for_session(pat(&o.id, &u.id, 7), digest(61), digest(7))
+            .await
+            .unwrap(),
+        "{url}: an ended session creates no token"
+    );
+    assert_eq!(
+        s.find_personal_access_token_by_digest(digest(61))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        !s.create_session(digest(8), session.clone(), hash)
+            .await
+            .unwrap(),
+        "{url}: the old hash no longer creates sessions"
+    );
+    assert!(
+        s.create_session(digest(8), session.clone(), "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    s.delete_session(digest(8)).await.unwrap();
+    assert_eq!(s.get_session(digest(8)).await.unwrap(), None);
+    // Deregistration and re-registration end sessions even though the hash is unchanged.
+    assert!(
+        s.create_session(digest(9), session.clone(), "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    s.deregister_user(&u.id, 60).await.unwrap();
+    assert!(
+        !s.create_session(digest(10), session.clone(), "$argon2id$new")
+            .await
+            .unwrap(),
+        "{url}: no session for a DISABLED user"
+    );
+    s.register_user(&u.id, "carol@sess.example", 61)
+        .await
+        .unwrap();
+    assert_eq!(s.get_session(digest(9)).await.unwrap(), None);
+    assert_eq!(
+        s.find_user(&o.id, "carol")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .as_deref(),
+        Some("$argon2id$new")
+    );
+}
+
+async fn identity_provider_configuration_round_trips(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "idp", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    assert_eq!(
+        s.get_identity_provider_configuration(&o.id).await.unwrap(),
+        None
+    );
+    let mut c = IdentityProviderConfiguration {
+        authentication_mode: "IDENTITY_PROVIDER_AND_DIRECTORY".into(),
+        instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
+        application_arn:
+            "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111"
+                .into(),
+        pat_status: PatStatus::Active,
+        pat_lifetime_days: 30,
+    };
+    s.put_identity_provider_configuration(&o.id, c.clone())
+        .await
+        .unwrap();
+    c.pat_status = PatStatus::Inactive;
+    c.pat_lifetime_days = 7;
+    s.put_identity_provider_configuration(&o.id, c.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_identity_provider_configuration(&o.id).await.unwrap(),
+        Some(c),
+        "{url}"
+    );
+    s.delete_identity_provider_configuration(&o.id)
+        .await
+        .unwrap();
+    s.delete_identity_provider_configuration(&o.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_identity_provider_configuration(&o.id).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -728,180 +748,176 @@ async fn sqlite_keeps_acknowledged_writes_across_reopen() {
     s.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn verify_lookup_joins_owner_organization_and_configuration() {
-    for (url, s, _storage) in backends() {
-        let p = partition("000000000000");
-        let o = org(&p, "verify", 1);
-        s.create_organization(o.clone(), None).await.unwrap();
-        let u = user(&o.id, "Erin", 1);
-        s.create_user(u.clone()).await.unwrap();
-        s.register_user(&u.id, "Erin@verify.awsapps.com", 2)
-            .await
-            .unwrap();
-        let t = pat(&o.id, &u.id, 5);
-        s.insert_personal_access_token(t.clone(), digest(77))
-            .await
-            .unwrap();
-        assert!(
-            s.verify_lookup(digest(78)).await.unwrap().is_none(),
-            "{url}"
-        );
-
-        let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
-        assert_eq!(r.token, t, "{url}");
-        assert_eq!(r.user_id, u.id);
-        assert_eq!(r.user_name_key, "erin");
-        assert_eq!(r.user_email_key.as_deref(), Some("erin@verify.awsapps.com"));
-        assert_eq!(r.user_state, UserState::Enabled);
-        assert_eq!(r.org_state, org_state::ACTIVE);
-        assert_eq!(r.pat_status, None, "{url}: no configuration yet");
-
-        s.put_identity_provider_configuration(
-            &o.id,
-            IdentityProviderConfiguration {
-                authentication_mode: "IDENTITY_PROVIDER_ONLY".into(),
-                instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
-                application_arn: "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111".into(),
-                pat_status: PatStatus::Inactive,
-                pat_lifetime_days: 30,
-            },
-        )
+async fn verify_lookup_joins_owner_organization_and_configuration(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "verify", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let u = user(&o.id, "Erin", 1);
+    s.create_user(u.clone()).await.unwrap();
+    s.register_user(&u.id, "Erin@verify.awsapps.com", 2)
         .await
         .unwrap();
-        s.deregister_user(&u.id, 9).await.unwrap();
-        let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
-        assert_eq!(r.pat_status, Some(PatStatus::Inactive), "{url}");
-        assert_eq!(r.user_state, UserState::Disabled);
-        assert_eq!(r.user_email_key, None);
-        s.delete_organization(&o.id).await.unwrap();
-        assert!(
-            s.verify_lookup(digest(77)).await.unwrap().is_none(),
-            "{url}: deleting the org removes its tokens"
-        );
-    }
+    let t = pat(&o.id, &u.id, 5);
+    s.insert_personal_access_token(t.clone(), digest(77))
+        .await
+        .unwrap();
+    assert!(
+        s.verify_lookup(digest(78)).await.unwrap().is_none(),
+        "{url}"
+    );
+
+    let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
+    assert_eq!(r.token, t, "{url}");
+    assert_eq!(r.user_id, u.id);
+    assert_eq!(r.user_name_key, "erin");
+    assert_eq!(r.user_email_key.as_deref(), Some("erin@verify.awsapps.com"));
+    assert_eq!(r.user_state, UserState::Enabled);
+    assert_eq!(r.org_state, org_state::ACTIVE);
+    assert_eq!(r.pat_status, None, "{url}: no configuration yet");
+
+    s.put_identity_provider_configuration(
+        &o.id,
+        IdentityProviderConfiguration {
+            authentication_mode: "IDENTITY_PROVIDER_ONLY".into(),
+            instance_arn: "arn:aws:sso:::instance/ssoins-1111111111111111".into(),
+            application_arn:
+                "arn:aws:sso::123456789012:application/ssoins-1111111111111111/apl-1111111111111111"
+                    .into(),
+            pat_status: PatStatus::Inactive,
+            pat_lifetime_days: 30,
+        },
+    )
+    .await
+    .unwrap();
+    s.deregister_user(&u.id, 9).await.unwrap();
+    let r = s.verify_lookup(digest(77)).await.unwrap().unwrap();
+    assert_eq!(r.pat_status, Some(PatStatus::Inactive), "{url}");
+    assert_eq!(r.user_state, UserState::Disabled);
+    assert_eq!(r.user_email_key, None);
+    s.delete_organization(&o.id).await.unwrap();
+    assert!(
+        s.verify_lookup(digest(77)).await.unwrap().is_none(),
+        "{url}: deleting the org removes its tokens"
+    );
 }
 
 /// Issue 12, defect 10: a lookup key holding U+0000 (which PostgreSQL `text` cannot even be bound with) matches
 /// nothing on every backend, instead of failing on one of them (a 500 for a sign-in with `"Username": "a\u0000"`).
-#[tokio::test]
-async fn test_defect_10_nul_in_lookup_keys_matches_nothing() {
-    for (url, s, _dir) in backends() {
-        let p = partition("111111111111");
-        let o = org(&p, "nul", 1000);
-        s.create_organization(o.clone(), None).await.unwrap();
-        let u = user(&o.id, "alice", 1000);
-        s.create_user(u.clone()).await.unwrap();
-        let t = pat(&o.id, &u.id, 1000);
-        s.insert_personal_access_token(t.clone(), digest(7))
+async fn test_defect_10_nul_in_lookup_keys_matches_nothing(url: String, s: Arc<dyn Store>) {
+    let p = partition("111111111111");
+    let o = org(&p, "nul", 1000);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let u = user(&o.id, "alice", 1000);
+    s.create_user(u.clone()).await.unwrap();
+    let t = pat(&o.id, &u.id, 1000);
+    s.insert_personal_access_token(t.clone(), digest(7))
+        .await
+        .unwrap();
+    let nul_org = format!("{}\0", o.id);
+    let nul_partition = Partition {
+        account: "111111111111\0".into(),
+        region: p.region.clone(),
+    };
+    assert!(
+        s.find_organization(&nul_org).await.unwrap().is_none(),
+        "{url}"
+    );
+    assert!(s.find_organization("\0").await.unwrap().is_none(), "{url}");
+    assert!(
+        s.get_organization(&p, &nul_org).await.unwrap().is_none(),
+        "{url}"
+    );
+    assert!(
+        s.get_organization(&nul_partition, &o.id)
             .await
-            .unwrap();
-        let nul_org = format!("{}\0", o.id);
-        let nul_partition = Partition {
-            account: "111111111111\0".into(),
-            region: p.region.clone(),
-        };
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
+    assert!(
+        s.list_organizations(&nul_partition, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{url}"
+    );
+    assert_eq!(s.count_enabled_users(&nul_org).await.unwrap(), 0, "{url}");
+    for ident in ["alice\0", "\0alice", "\0", &format!("{}\0", u.id)] {
         assert!(
-            s.find_organization(&nul_org).await.unwrap().is_none(),
-            "{url}"
-        );
-        assert!(s.find_organization("\0").await.unwrap().is_none(), "{url}");
-        assert!(
-            s.get_organization(&p, &nul_org).await.unwrap().is_none(),
-            "{url}"
-        );
-        assert!(
-            s.get_organization(&nul_partition, &o.id)
-                .await
-                .unwrap()
-                .is_none(),
-            "{url}"
-        );
-        assert!(
-            s.list_organizations(&nul_partition, None, 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{url}"
-        );
-        assert_eq!(s.count_enabled_users(&nul_org).await.unwrap(), 0, "{url}");
-        for ident in ["alice\0", "\0alice", "\0", &format!("{}\0", u.id)] {
-            assert!(
-                s.find_user(&o.id, ident).await.unwrap().is_none(),
-                "{url} {ident:?}"
-            );
-        }
-        assert!(
-            s.find_user(&nul_org, "alice").await.unwrap().is_none(),
-            "{url}"
-        );
-        for filter in [
-            UserFilter::UsernamePrefix("al\0".into()),
-            UserFilter::DisplayNamePrefix("\0".into()),
-            UserFilter::PrimaryEmailPrefix("a\0b".into()),
-            UserFilter::IdentityProviderUserIdPrefix("\0".into()),
-        ] {
-            assert!(
-                s.list_users(&o.id, &filter, None, 10)
-                    .await
-                    .unwrap()
-                    .is_empty(),
-                "{url} {filter:?}"
-            );
-        }
-        assert!(
-            s.list_users(&nul_org, &UserFilter::None, None, 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{url}"
-        );
-        assert!(
-            s.get_identity_provider_configuration(&nul_org)
-                .await
-                .unwrap()
-                .is_none(),
-            "{url}"
-        );
-        assert!(
-            s.list_personal_access_tokens(&o.id, Some("\0"), None, 10)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{url}"
-        );
-        let nul_pat = format!("{}\0", t.id);
-        assert!(
-            s.get_personal_access_token(&o.id, &nul_pat)
-                .await
-                .unwrap()
-                .is_none(),
-            "{url}"
-        );
-        assert!(
-            !s.delete_personal_access_token(&o.id, &nul_pat)
-                .await
-                .unwrap(),
-            "{url}"
-        );
-        assert!(
-            s.get_client_token(&p, "CreateOrganization", "tok\0", 1000)
-                .await
-                .unwrap()
-                .is_none(),
-            "{url}"
-        );
-        // The real keys still resolve (the guard refuses only what cannot match).
-        assert!(
-            s.find_user(&o.id, "alice").await.unwrap().is_some(),
-            "{url}"
-        );
-        assert!(
-            s.get_personal_access_token(&o.id, &t.id)
-                .await
-                .unwrap()
-                .is_some(),
-            "{url}"
+            s.find_user(&o.id, ident).await.unwrap().is_none(),
+            "{url} {ident:?}"
         );
     }
+    assert!(
+        s.find_user(&nul_org, "alice").await.unwrap().is_none(),
+        "{url}"
+    );
+    for filter in [
+        UserFilter::UsernamePrefix("al\0".into()),
+        UserFilter::DisplayNamePrefix("\0".into()),
+        UserFilter::PrimaryEmailPrefix("a\0b".into()),
+        UserFilter::IdentityProviderUserIdPrefix("\0".into()),
+    ] {
+        assert!(
+            s.list_users(&o.id, &filter, None, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{url} {filter:?}"
+        );
+    }
+    assert!(
+        s.list_users(&nul_org, &UserFilter::None, None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{url}"
+    );
+    assert!(
+        s.get_identity_provider_configuration(&nul_org)
+            .await
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
+    assert!(
+        s.list_personal_access_tokens(&o.id, Some("\0"), None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{url}"
+    );
+    let nul_pat = format!("{}\0", t.id);
+    assert!(
+        s.get_personal_access_token(&o.id, &nul_pat)
+            .await
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
+    assert!(
+        !s.delete_personal_access_token(&o.id, &nul_pat)
+            .await
+            .unwrap(),
+        "{url}"
+    );
+    assert!(
+        s.get_client_token(&p, "CreateOrganization", "tok\0", 1000)
+            .await
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
+    // The real keys still resolve (the guard refuses only what cannot match).
+    assert!(
+        s.find_user(&o.id, "alice").await.unwrap().is_some(),
+        "{url}"
+    );
+    assert!(
+        s.get_personal_access_token(&o.id, &t.id)
+            .await
+            .unwrap()
+            .is_some(),
+        "{url}"
+    );
 }

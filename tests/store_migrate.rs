@@ -332,3 +332,55 @@ fn migrate_refuses_bad_sources_and_targets() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--to must be a postgres://"));
 }
+
+/// The table list `migrate` copies (`store::sql::TABLES`) is the migrated SQLite schema exactly: every table, every
+/// column, none missing and none extra. A migration that adds a column without adding it there fails here.
+#[test]
+fn copied_tables_match_the_sqlite_schema() {
+    let dir = fast_tempdir();
+    let path = dir.path().join("schema.db");
+    workmail_pat::store::open(&format!("sqlite:{}", path.display())).expect("open sqlite store");
+    let conn = rusqlite::Connection::open(&path).expect("open file");
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('schema_migrations') ORDER BY name")
+        .unwrap();
+    let mut tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut listed: Vec<String> = workmail_pat::store::sql::TABLES
+        .iter()
+        .map(|(t, _)| t.to_string())
+        .collect();
+    tables.sort();
+    listed.sort();
+    assert_eq!(listed, tables, "store::sql::TABLES names every table");
+    for (table, columns) in workmail_pat::store::sql::TABLES {
+        let mut info = conn
+            .prepare(&format!(
+                "SELECT name, \"notnull\" FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
+            .unwrap();
+        let actual: Vec<(String, bool)> = info
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Copies name their columns, so the order may differ (ALTER TABLE appends).
+        let mut names: Vec<&str> = actual.iter().map(|(name, _)| name.as_str()).collect();
+        let mut listed: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+        names.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(names, listed, "{table}: columns");
+        for (name, not_null) in &actual {
+            use workmail_pat::store::sql::Kind::*;
+            let kind = columns.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
+            let optional = matches!(kind, Some(OptText | OptInt));
+            assert!(
+                !(optional && *not_null),
+                "{table}.{name} is NOT NULL but listed as {kind:?}"
+            );
+        }
+    }
+}

@@ -32,140 +32,25 @@ pub struct MigrateArgs {
     pub quiet: bool,
 }
 
-/// How a column is stored: SQLite's dynamic value is checked and converted to the PostgreSQL type.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Text,
-    OptText,
-    Int,
-    OptInt,
-    /// SQLite INTEGER 0/1 → BOOLEAN.
-    Bool,
-    Bytes,
-}
+use crate::store::sql::{Kind, TABLES};
 
-impl Kind {
-    fn pg_type(self) -> Type {
-        match self {
-            Kind::Text | Kind::OptText => Type::TEXT,
-            Kind::Int | Kind::OptInt => Type::INT8,
-            Kind::Bool => Type::BOOL,
-            Kind::Bytes => Type::BYTEA,
-        }
+/// The PostgreSQL type a column of this kind is copied into.
+fn pg_type(kind: Kind) -> Type {
+    match kind {
+        Kind::Text | Kind::OptText => Type::TEXT,
+        Kind::Int | Kind::OptInt => Type::INT8,
+        Kind::Bool => Type::BOOL,
+        Kind::Bytes => Type::BYTEA,
     }
 }
 
 use Kind::*;
 
-/// Every table of SQLite schema versions 1 and 2, parents before children (foreign keys hold at every step).
-const TABLES: &[(&str, &[(&str, Kind)])] = &[
-    (
-        "organizations",
-        &[
-            ("id", Text),
-            ("account", Text),
-            ("region", Text),
-            ("alias", Text),
-            ("alias_key", Text),
-            ("state", Text),
-            ("directory_id", Text),
-            ("directory_type", Text),
-            ("default_mail_domain", Text),
-            ("domains", Text),
-            ("kms_key_arn", OptText),
-            ("interoperability_enabled", Bool),
-            ("created_ms", Int),
-            ("completed_ms", OptInt),
-        ],
-    ),
-    (
-        "users",
-        &[
-            ("id", Text),
-            ("org_id", Text),
-            ("name", Text),
-            ("name_key", Text),
-            ("email", OptText),
-            ("email_key", OptText),
-            ("state", Text),
-            ("role", Text),
-            ("display_name", Text),
-            ("first_name", OptText),
-            ("last_name", OptText),
-            ("initials", OptText),
-            ("telephone", OptText),
-            ("street", OptText),
-            ("job_title", OptText),
-            ("city", OptText),
-            ("company", OptText),
-            ("zip_code", OptText),
-            ("department", OptText),
-            ("country", OptText),
-            ("office", OptText),
-            ("hidden_from_gal", Bool),
-            ("identity_provider_user_id", OptText),
-            ("enabled_ms", OptInt),
-            ("disabled_ms", OptInt),
-            ("mailbox_provisioned_ms", OptInt),
-            ("mailbox_deprovisioned_ms", OptInt),
-            ("created_ms", Int),
-            ("password_hash", OptText),
-            ("credential_generation", Int),
-        ],
-    ),
-    (
-        "identity_provider_configurations",
-        &[
-            ("org_id", Text),
-            ("authentication_mode", Text),
-            ("instance_arn", Text),
-            ("application_arn", Text),
-            ("pat_status", Text),
-            ("pat_lifetime_days", Int),
-        ],
-    ),
-    (
-        "personal_access_tokens",
-        &[
-            ("id", Text),
-            ("org_id", Text),
-            ("user_id", Text),
-            ("name", Text),
-            ("scopes", Text),
-            ("created_ms", Int),
-            ("last_used_ms", OptInt),
-            ("expires_ms", Int),
-            ("secret_hash", Bytes),
-        ],
-    ),
-    (
-        "client_tokens",
-        &[
-            ("account", Text),
-            ("region", Text),
-            ("operation", Text),
-            ("token", Text),
-            ("request_hash", Bytes),
-            ("result", Text),
-            ("created_ms", Int),
-        ],
-    ),
-    (
-        "sessions",
-        &[
-            ("token_hash", Bytes),
-            ("org_id", Text),
-            ("user_id", Text),
-            ("expires_ms", Int),
-            ("authenticated_ms", Int),
-            ("credential_generation", Int),
-        ],
-    ),
-];
-
-/// The SQLite schema version this command reads; a newer one needs a newer copy list above. (Version 2 only added
-/// lookup indexes; version 3 the credential generations and the sessions' authentication time.)
-const SQLITE_SCHEMA_VERSION: i64 = 3;
+/// The SQLite schema version this command reads: the newest this program knows. The tables and columns it copies
+/// are [`TABLES`], the store's own list of them.
+fn sqlite_schema_version() -> i64 {
+    crate::store::sqlite::MIGRATIONS.last().map_or(0, |m| m.0)
+}
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -225,11 +110,12 @@ pub async fn run(args: MigrateArgs) -> Result<(), String> {
             |r| r.get(0),
         )
         .map_err(|e| format!("{} is not a workmail-pat database: {e}", path.display()))?;
-    if version != SQLITE_SCHEMA_VERSION {
+    if version != sqlite_schema_version() {
         return Err(format!(
-            "{} has schema version {version}; this program migrates version {SQLITE_SCHEMA_VERSION} \
+            "{} has schema version {version}; this program migrates version {} \
              (start and stop a server of this version on it first)",
-            path.display()
+            path.display(),
+            sqlite_schema_version()
         ));
     }
     let mut counts = Vec::new();
@@ -284,7 +170,7 @@ pub async fn run(args: MigrateArgs) -> Result<(), String> {
     for (table, columns) in TABLES {
         bar.set_message(table.to_string());
         let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
-        let types: Vec<Type> = columns.iter().map(|c| c.1.pg_type()).collect();
+        let types: Vec<Type> = columns.iter().map(|c| pg_type(c.1)).collect();
         let sink = tx
             .copy_in(&format!(
                 "COPY {table} ({}) FROM STDIN BINARY",

@@ -11,10 +11,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use crate::auth::{AuthMode, Authenticator, KeyEntry};
-use crate::secrets::Key32;
 use crate::context::{Limits, Shared};
+use crate::secrets::Key32;
 use crate::state::{AppState, Settings};
 
+mod health;
+mod kit;
 mod migrate;
 mod report;
 mod seed;
@@ -46,12 +48,20 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// List an organization's tokens that expire soon or were not used for a long time (for audits).
     Report(report::ReportArgs),
+    /// Print a shell completion script (e.g. `workmail-pat completions bash > /etc/bash_completion.d/workmail-pat`).
+    Completions(kit::CompletionsArgs),
+    /// Print the manual page (roff), e.g. `workmail-pat man > workmail-pat.1`.
+    Man,
+    /// Ask a running server's health endpoint; exit 0 only when it answers 200 (the container HEALTHCHECK).
+    Health(health::HealthArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     /// Create a token for a user and print it (with its secret, shown once) as JSON.
-    Create(TokenCreateArgs),
+    Create(Box<TokenCreateArgs>),
+    /// Print a fresh, valid `wmpat_` secret (touches no database): for fixed secrets in seed files and fixtures.
+    Secret,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,7 +207,7 @@ pub struct ServeArgs {
     /// ServiceUnavailable at once.
     #[arg(long, default_value_t = crate::hashing::DEFAULT_QUEUE)]
     pub password_queue: usize,
-    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT.
+    /// Seconds in-flight requests get to finish on SIGTERM/SIGINT; the store is closed after them.
     #[arg(long, default_value_t = 15)]
     pub shutdown_timeout: u64,
     /// Turn every rate limit off (for benchmarks).
@@ -260,9 +270,15 @@ pub struct ServeArgs {
     /// A seed file (YAML or JSON) applied at start; idempotent, so restarts on a persistent database are safe.
     #[arg(long, env = "WORKMAIL_PAT_SEED")]
     pub seed: Option<PathBuf>,
-    /// Serve the test-support API (state reset, clock control, id seeding). Refused on a non-loopback address.
+    /// Serve the test-support API (state reset, clock control, id seeding). Refused on a non-loopback address
+    /// unless --allow-test-api-on-network is given too.
     #[arg(long, env = "WORKMAIL_PAT_ENABLE_TEST_API")]
     pub enable_test_api: bool,
+    /// DANGEROUS, for test containers only: serve the test API on a non-loopback address, where ANYONE who can
+    /// reach the port can erase all state and move the clock. Needs --allowed-host (the names other containers
+    /// use, e.g. the service name) so the Host check still applies; JSON-only and same-origin checks stay.
+    #[arg(long, env = "WORKMAIL_PAT_ALLOW_TEST_API_ON_NETWORK")]
+    pub allow_test_api_on_network: bool,
     /// Log format on stderr.
     #[arg(
         long,
@@ -271,6 +287,10 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// Log one record per request (method, path, AWS operation, status, error type, duration, bytes) at INFO
+    /// instead of DEBUG.
+    #[arg(long, env = "WORKMAIL_PAT_ACCESS_LOG")]
+    pub access_log: bool,
 }
 
 #[derive(Args, Debug)]
@@ -436,17 +456,23 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
     Some(handle)
 }
 
-fn init_tracing(format: LogFormat) {
+/// Installs the process-wide log subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr through a
+/// background thread, so a slow terminal or a full pipe never stalls a request (when its queue is full, lines are
+/// dropped rather than waited for). Keep the returned guard alive until the command ends: dropping it flushes.
+#[must_use = "dropping the guard stops the log writer"]
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
 
 /// Entry point of the binary; returns the process exit code.
@@ -465,11 +491,15 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
-            Command::Token(TokenCommand::Create(args)) => token::create(args).await,
+            Command::Token(TokenCommand::Create(args)) => token::create(*args).await,
+            Command::Token(TokenCommand::Secret) => token::secret(),
+            Command::Completions(args) => kit::completions(args),
+            Command::Man => kit::man(),
             Command::Seed(args) => seed::run(args).await,
             Command::Dump(args) => seed::dump(args).await,
             Command::Migrate(args) => migrate::run(args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Health(args) => health::run(args).await,
         }
     });
     match result {
@@ -482,7 +512,8 @@ pub fn main() -> i32 {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    init_tracing(args.log_format);
+    // Held to the end of `serve`: dropping it flushes the last lines (the shutdown ones) before the process exits.
+    let _log = init_tracing(args.log_format);
     if !args.access_keys.is_empty() {
         tracing::warn!(
             event = "secret_on_command_line",
@@ -520,10 +551,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         }
     };
     if args.enable_test_api && !args.listen.ip().is_loopback() {
-        return Err(format!(
-            "refusing to serve the test-support API on {}: it can erase all state. Use a loopback address",
+        if !args.allow_test_api_on_network {
+            return Err(format!(
+                "refusing to serve the test-support API on {}: it can erase all state. Use a loopback address, \
+                 or (test containers only) --allow-test-api-on-network with --allowed-host",
+                args.listen
+            ));
+        }
+        if args.allowed_hosts.is_empty() {
+            return Err(format!(
+                "--allow-test-api-on-network on {} needs --allowed-host NAME (the names clients use to reach this \
+                 server), so that the test API still refuses other Host names (DNS rebinding)",
+                args.listen
+            ));
+        }
+        tracing::warn!(
+            event = "test_api_on_network",
+            "the test-support API is served on {}: anyone who can reach it can erase all state and move the \
+             clock. Only for disposable test containers",
             args.listen
-        ));
+        );
     }
     let (token_key, pepper) = load_keys(&args.store)?;
     crate::hashing::configure(args.password_queue);
@@ -539,10 +586,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .transpose()?,
         verify_require_scope: !args.verify_allow_missing_scope,
         reauth_after_ms: (args.reauthenticate_after as i64).saturating_mul(1000),
+        access_log: args.access_log,
         ..Settings::default()
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
         .map_err(|e| e.message.to_string())?;
+    if args.verifier_key_file.is_none()
+        && args.trusted_proxies.is_empty()
+        && !args.listen.ip().is_loopback()
+    {
+        // Mail servers then report client addresses that cannot be believed: every login counts against the mail
+        // server's own address (per user, each reported address still has its own small budget).
+        tracing::warn!(
+            event = "verify_unauthenticated",
+            "/auth/v1/verify answers anyone who reaches {} and believes no RemoteIp: give mail servers a \
+             --verifier-key-file (contrib/dovecot: WORKMAIL_PAT_VERIFIER_KEY_FILE) or list them with --trusted-proxy",
+            args.listen
+        );
+    }
     let shared = Arc::new(Shared {
         app: {
             let mut app = AppState::new(store, &token_key, pepper, settings);
@@ -631,19 +692,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     let _ = metrics_stop_tx.send(());
+    // One deadline, `--shutdown-timeout` from now: both listeners stop accepting at once and give their in-flight
+    // requests until then, after which the main one closes the store (for SQLite, the WAL checkpoint). No timeout
+    // here: a second, shorter one would cut that close short (and a longer one would never fire).
     if let Some(m) = metrics_server {
-        // Bounded by its own shutdown timeout; a scrape in progress never holds the process.
-        let _ = tokio::time::timeout(Duration::from_secs(15), m).await;
+        let _ = m.await;
     }
-    // In-flight requests get a bounded time to finish, so the process always exits promptly.
-    match tokio::time::timeout(Duration::from_secs(15), server).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
+    match server.await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
-            tracing::warn!("graceful shutdown timed out; exiting");
-            Ok(())
-        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

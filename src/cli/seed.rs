@@ -56,7 +56,7 @@ fn open_app(store: &StoreArgs) -> Result<AppState, String> {
 }
 
 pub async fn run(args: SeedArgs) -> Result<(), String> {
-    init_tracing(LogFormat::Text);
+    let _log = init_tracing(LogFormat::Text);
     let app = open_app(&args.store)?;
     if let Some(n) = args.generate {
         if n == 0 {
@@ -140,7 +140,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 pub async fn dump(args: DumpArgs) -> Result<(), String> {
-    init_tracing(LogFormat::Text);
+    let _log = init_tracing(LogFormat::Text);
     let app = open_app(&args.store)?;
     let state = crate::seed::dump(&app).await?;
     let mut out = std::io::stdout().lock();

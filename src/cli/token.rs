@@ -1,10 +1,11 @@
-//! `workmail-pat token create`: a PAT without the web flow, printed once as JSON.
+//! `workmail-pat token create`: a PAT without the web flow, printed once as JSON; `token secret`: a valid secret
+//! for fixtures.
 
 use super::{LogFormat, TokenCreateArgs, init_tracing, load_keys};
 use crate::state::{AppState, Settings};
 
 pub async fn create(args: TokenCreateArgs) -> Result<(), String> {
-    init_tracing(LogFormat::Text);
+    let _log = init_tracing(LogFormat::Text);
     let store = args.store.open()?;
     let (token_key, pepper) = load_keys(&args.store)?;
     let app = AppState::new(store.clone(), &token_key, pepper, Settings::default());
@@ -33,5 +34,12 @@ pub async fn create(args: TokenCreateArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("{json}");
     store.close().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Prints a fresh secret with a valid checksum, so seed files and fixtures can hold fixed secrets that `seed` and
+/// the server accept.
+pub fn secret() -> Result<(), String> {
+    println!("{}", crate::secrets::PatSecret::generate().expose());
     Ok(())
 }

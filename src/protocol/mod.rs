@@ -9,11 +9,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{AuthMode, sigv4, sigv4_error};
+use crate::context::{BodyError, Shared, read_body};
 use crate::domain::Partition;
 use crate::error::{ErrorCode, ServiceError};
 use crate::ops::{self, Ctx, Operation};
-use crate::auth::{AuthMode, sigv4, sigv4_error};
-use crate::context::{BodyError, Shared, read_body};
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const TARGET_PREFIX: &str = "WorkMailService.";
@@ -106,11 +106,18 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         .increment(1);
     metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => operation)
         .record(started.elapsed().as_secs_f64());
-    match result {
+    let mut response = match result {
         Ok(body) => encode_ok(body, &request_id),
         Err(e) => encode_error(&e, &request_id),
-    }
+    };
+    response.extensions_mut().insert(OperationName(operation));
+    response
 }
+
+/// The AWS operation a response answered (`"unknown"` when the target was missing or unknown), for the access log
+/// written by [`crate::server`]'s request middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationName(pub &'static str);
 
 fn throttled() -> ServiceError {
     ServiceError::new(ErrorCode::ThrottlingException, "Rate exceeded")
@@ -226,7 +233,11 @@ pub fn encode_error(e: &ServiceError, request_id: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
     use super::*;
+    use crate::auth::{Authenticator, DEFAULT_ACCOUNT};
 
     fn headers(target: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

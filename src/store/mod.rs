@@ -12,6 +12,7 @@ use crate::domain::{
 pub mod credentials;
 pub mod postgres;
 mod postgres_attempts;
+pub mod sql;
 pub mod sqlite;
 
 pub use credentials::redact_url;
@@ -309,6 +310,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
 
     // --- attempts shared by replicas ---
+    /// Whether [`Store::reserve_attempt`] accounts for attempts across replicas (and so is the authority on each
+    /// user's ceiling and her known-good addresses, which a replica's memory only sees in part).
+    fn shares_attempts(&self) -> bool {
+        false
+    }
+
     /// Atomically checks every window of `request` (failures within the window plus attempts still in flight)
     /// and, when none is full, reserves the attempt in each. Backends that serve a single process answer
     /// [`SharedAttempt::NotShared`]: their callers' in-memory limiter is exact.

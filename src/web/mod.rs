@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientAddr;
+use crate::context::Shared;
+use crate::context::{BodyError, read_body};
 use crate::domain::EpochSeconds;
 use crate::ops::PatSummary;
-use crate::context::{BodyError, read_body};
 use crate::redact;
-use crate::context::Shared;
 use crate::throttle::Limited;
 use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
@@ -549,14 +549,21 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     }
     // The mail client's address as the mail server reports it, only from callers whose word counts; else the
     // client address of the request itself.
+    // A trusted peer speaks for itself only: a request it forwards for a client that is not itself trusted (the
+    // reverse proxy in front of the page, X-Forwarded-For naming a stranger) carries that stranger's RemoteIp.
+    let trusted = &shared.app.settings.trusted_proxies;
     let reporter_trusted = authenticated == Some(true)
-        || addr.is_some_and(|a| a.peer_trusted(&shared.app.settings.trusted_proxies));
-    let reported = input
+        || addr.is_some_and(|a| a.peer_trusted(trusted) && trusted.contains(a.client));
+    let claimed = input
         .remote_ip
         .as_deref()
-        .filter(|_| reporter_trusted)
         .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
-    let client = reported.or(addr.map(|a| a.client));
+    let (believed, unverified) = if reporter_trusted {
+        (claimed, None)
+    } else {
+        (None, claimed)
+    };
+    let client = believed.or(addr.map(|a| a.client));
     let remote_ip = client.map(|ip| ip.to_string()).unwrap_or_default();
     let org_log = redact::identifier(&org_id);
     let request = tokens::VerifyRequest {
@@ -565,6 +572,7 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         token: &token,
         scope: input.scope.as_deref(),
         client,
+        reported: unverified,
     };
     match tokens::verify(&shared.app, &request).await {
         Ok(Outcome::Done(v)) => {

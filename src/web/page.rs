@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::Markup;
 
+use crate::context::Shared;
 use crate::context::{BodyError, read_body};
 use crate::redact;
-use crate::context::Shared;
 use crate::throttle::Limited;
 use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
@@ -20,7 +20,6 @@ use super::views::{self, Dashboard, Viewer};
 
 /// Scopes always offered as checkboxes besides the configured defaults (the ones mail servers check today).
 const COMMON_SCOPES: &[&str] = &["IMAP", "SMTP", "POP3", "EWS"];
-
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");

@@ -2,6 +2,7 @@
 //! HTML-escaped, so names typed by users cannot inject markup. No inline scripts or styles (the CSP forbids them).
 
 use maud::{DOCTYPE, Markup, html};
+use time::UtcDateTime;
 
 use crate::clock::Millis;
 use crate::domain::PersonalAccessToken;
@@ -309,31 +310,40 @@ pub fn message(title: &str, text: &str) -> Markup {
 
 /// `2026-12-02T02:22:00Z`
 pub fn iso(ms: Millis) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let t = utc(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// `2026-12-02 02:22 UTC`
 pub fn human(ms: Millis) -> String {
-    let (y, mo, d, h, mi, _) = civil(ms);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
+    let t = utc(ms);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
-/// UTC calendar fields of an epoch-milliseconds time (Howard Hinnant's days-to-civil; no date crate needed).
-fn civil(ms: Millis) -> (i64, i64, i64, i64, i64, i64) {
+/// The UTC calendar time of an epoch-milliseconds time, to the second. Times outside the years -9999..=9999 (only an
+/// absurd stored date gets there) show as the nearest end of that range rather than fail.
+fn utc(ms: Millis) -> UtcDateTime {
     let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+    UtcDateTime::from_unix_timestamp(secs).unwrap_or(if secs < 0 {
+        UtcDateTime::MIN
+    } else {
+        UtcDateTime::MAX
+    })
 }
 
 #[cfg(test)]

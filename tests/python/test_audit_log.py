@@ -134,8 +134,8 @@ def fields(e: dict) -> dict:
 
 
 def test_every_line_is_json(run):
-    # RUST_LOG=trace enables every level the code has; today it logs at INFO and above only, so this also guards
-    # future debug!/trace! lines (the secrecy test below runs on whatever they print).
+    # RUST_LOG=trace enables every level the code has (the access log at DEBUG included), so the secrecy test below
+    # runs on everything any level prints.
     evs = events(run["log"])
     assert len(evs) >= 15, evs
     assert all(e.get("level") and e.get("timestamp") for e in evs)
@@ -190,3 +190,22 @@ def test_signature_failure_events(run):
     assert keys == ["AKIAAUDITLOGTEST0001", "AKIAUNKNOWNKEY000000"], ev
     for e in ev:
         assert e.get("reason"), e
+
+
+def test_access_log_records_every_request_and_nothing_secret(run):
+    """At trace the access log (DEBUG) has one record per request; its fields are the documented ones only (no
+    headers, bodies or query strings, which carry passwords, tokens, signatures and NextTokens)."""
+    recs = [e for e in events(run["log"]) if e.get("target") == "workmail_pat::access"]
+    # 3 users x 2 calls, org, IdP config, reset, 3 sign-ins, 3 creates, 4 verifications, delete, 5 lists, 3 sigv4...
+    assert len(recs) >= 25, len(recs)
+    allowed = {"message", "request_id", "client_ip", "method", "path", "operation", "status", "error_type",
+               "duration_ms", "bytes_in", "bytes_out"}
+    for e in recs:
+        assert set(e["fields"]) <= allowed, e
+        assert "?" not in e["fields"]["path"], e
+    ops = {e["fields"].get("operation") for e in recs}
+    assert {"CreateOrganization", "ListUsers", "ListPersonalAccessTokens"} <= ops, ops
+    # The tampered NextToken and the bad signatures are logged by their error type only.
+    types = {e["fields"].get("error_type") for e in recs}
+    assert {"InvalidParameterException", "UnauthorizedException"} <= types, types
+    assert any(t and "Signature" in t or t == "UnrecognizedClientException" for t in types), types

@@ -9,8 +9,12 @@
 //!   created an hour ago is not "unused for 90 days").
 //!
 //! Each row carries its reasons (`EXPIRED`, `EXPIRING`, `UNUSED`) so one report can serve both questions.
+//!
+//! `--format html` ([`html`]) is the report people look at: charts of the whole organization (by expiry week, by
+//! time since last use, per user) drawn as inline SVG, and the table of tokens that need attention.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -21,11 +25,15 @@ use crate::domain::{Cursor, PersonalAccessToken};
 use crate::store::Store;
 use crate::web::views::iso;
 
+mod html;
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportFormat {
     Table,
     Json,
     Csv,
+    /// One self-contained HTML file: inline SVG charts and the table, no scripts, nothing fetched.
+    Html,
 }
 
 #[derive(Args, Debug)]
@@ -45,10 +53,17 @@ pub struct ReportArgs {
     /// List tokens not used for this many days (never-used tokens count from their creation).
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub unused_for: Option<u32>,
-    /// Output format.
+    /// Output format. `html` without criteria uses `--expiring-within 30 --unused-for 90` for its table.
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
+
+/// The table criteria of an HTML report when none are given (an audit page, not an inventory).
+const HTML_DEFAULT_EXPIRING_WITHIN: u32 = 30;
+const HTML_DEFAULT_UNUSED_FOR: u32 = 90;
 
 const DAY_MS: Millis = 86_400_000;
 /// Rows fetched per store call while walking the organization's tokens.
@@ -112,8 +127,21 @@ pub async fn build(
     criteria: Criteria,
     now: Millis,
 ) -> Result<Vec<Row>, String> {
-    let mut rows = Vec::new();
-    let mut names: HashMap<String, Option<String>> = HashMap::new();
+    let selected = select(store, org_id, criteria, now, |_| {}).await?;
+    let mut names = UserNames::default();
+    to_rows(store, org_id, selected, &mut names, now).await
+}
+
+/// Walks every token of an organization (each one shown to `each`) and keeps the ones the criteria select, with
+/// their reasons.
+async fn select(
+    store: &dyn Store,
+    org_id: &str,
+    criteria: Criteria,
+    now: Millis,
+    mut each: impl FnMut(&PersonalAccessToken),
+) -> Result<Vec<(PersonalAccessToken, Vec<&'static str>)>, String> {
+    let mut selected = Vec::new();
     let mut after: Option<Cursor> = None;
     loop {
         let page = store
@@ -127,32 +155,61 @@ pub async fn build(
         });
         let full = page.len() == PAGE;
         for t in page {
-            let Some(why) = reasons(&t, criteria, now) else {
-                continue;
-            };
-            if !names.contains_key(&t.user_id) {
-                let user = store
-                    .find_user(org_id, &t.user_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                names.insert(t.user_id.clone(), user.map(|u| u.name));
+            each(&t);
+            if let Some(why) = reasons(&t, criteria, now) {
+                selected.push((t, why));
             }
-            rows.push(Row {
-                username: names.get(&t.user_id).cloned().flatten(),
-                personal_access_token_id: t.id,
-                user_id: t.user_id,
-                name: t.name,
-                scopes: t.scopes,
-                date_created: iso(t.created_ms),
-                date_last_used: t.last_used_ms.map(iso),
-                expires_time: iso(t.expires_ms),
-                expires_in_days: (t.expires_ms - now).div_euclid(DAY_MS),
-                reasons: why,
-            });
         }
         if !full {
             break;
         }
+    }
+    Ok(selected)
+}
+
+/// Usernames by user id, each looked up once (`None` if the user no longer resolves).
+#[derive(Default)]
+struct UserNames(HashMap<String, Option<String>>);
+
+impl UserNames {
+    async fn get(
+        &mut self,
+        store: &dyn Store,
+        org_id: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, String> {
+        if !self.0.contains_key(user_id) {
+            let user = store
+                .find_user(org_id, user_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.0.insert(user_id.to_string(), user.map(|u| u.name));
+        }
+        Ok(self.0.get(user_id).cloned().flatten())
+    }
+}
+
+async fn to_rows(
+    store: &dyn Store,
+    org_id: &str,
+    selected: Vec<(PersonalAccessToken, Vec<&'static str>)>,
+    names: &mut UserNames,
+    now: Millis,
+) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::with_capacity(selected.len());
+    for (t, why) in selected {
+        rows.push(Row {
+            username: names.get(store, org_id, &t.user_id).await?,
+            personal_access_token_id: t.id,
+            user_id: t.user_id,
+            name: t.name,
+            scopes: t.scopes,
+            date_created: iso(t.created_ms),
+            date_last_used: t.last_used_ms.map(iso),
+            expires_time: iso(t.expires_ms),
+            expires_in_days: (t.expires_ms - now).div_euclid(DAY_MS),
+            reasons: why,
+        });
     }
     Ok(rows)
 }
@@ -275,14 +332,20 @@ pub async fn run(args: ReportArgs) -> Result<(), String> {
     let text = result?;
     closed?;
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the report: {e}"))
+    match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .map_err(|e| format!("cannot write the report to {}: {e}", path.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("cannot write the report: {e}"))
+        }
+    }
 }
 
 async fn report(store: &dyn Store, args: &ReportArgs) -> Result<String, String> {
-    store
+    let org = store
         .find_organization(&args.organization_id)
         .await
         .map_err(|e| e.to_string())?
@@ -292,11 +355,23 @@ async fn report(store: &dyn Store, args: &ReportArgs) -> Result<String, String> 
         unused_for_days: args.unused_for,
     };
     let now = Clock::real_now_ms();
+    if args.format == ReportFormat::Html {
+        let criteria =
+            if criteria.expiring_within_days.is_none() && criteria.unused_for_days.is_none() {
+                Criteria {
+                    expiring_within_days: Some(HTML_DEFAULT_EXPIRING_WITHIN),
+                    unused_for_days: Some(HTML_DEFAULT_UNUSED_FOR),
+                }
+            } else {
+                criteria
+            };
+        return html_report(store, &org, criteria, now).await;
+    }
     let rows = build(store, &args.organization_id, criteria, now).await?;
     Ok(match args.format {
         ReportFormat::Table => table(&rows),
         ReportFormat::Csv => csv(&rows),
-        ReportFormat::Json => {
+        ReportFormat::Json | ReportFormat::Html => {
             let report = JsonReport {
                 organization_id: &args.organization_id,
                 generated_time: iso(now),
@@ -307,6 +382,39 @@ async fn report(store: &dyn Store, args: &ReportArgs) -> Result<String, String> 
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
         }
     })
+}
+
+/// The HTML report: statistics over every token of the organization, rows for the selected ones.
+async fn html_report(
+    store: &dyn Store,
+    org: &crate::domain::Organization,
+    criteria: Criteria,
+    now: Millis,
+) -> Result<String, String> {
+    let mut stats = html::Stats::default();
+    let selected = select(store, &org.id, criteria, now, |t| stats.add(t, now)).await?;
+    let mut names = UserNames::default();
+    let mut rows = to_rows(store, &org.id, selected, &mut names, now).await?;
+    // Most urgent first: expired, then soonest to expire.
+    rows.sort_by(|a, b| {
+        (a.expires_in_days, &a.personal_access_token_id)
+            .cmp(&(b.expires_in_days, &b.personal_access_token_id))
+    });
+    let mut top_users = Vec::new();
+    for (user_id, count) in stats.top_users(html::TOP_USERS) {
+        let name = names.get(store, &org.id, &user_id).await?;
+        top_users.push((name.unwrap_or(user_id), count));
+    }
+    Ok(html::render(&html::Report {
+        organization_id: &org.id,
+        alias: &org.alias,
+        generated: iso(now),
+        now,
+        criteria,
+        stats: &stats,
+        top_users: &top_users,
+        rows: &rows,
+    }))
 }
 
 #[cfg(test)]

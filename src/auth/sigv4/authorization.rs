@@ -1,0 +1,182 @@
+//! The `Authorization` header: `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
+
+use axum::http::HeaderMap;
+
+use super::{ALGORITHM, SigV4Error, echo, incomplete, invalid};
+
+/// Parsed `Authorization: AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/workmail/aws4_request, SignedHeaders=a;b, Signature=hex`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub access_key_id: String,
+    /// `YYYYMMDD` from the credential scope.
+    pub date: String,
+    pub region: String,
+    pub service: String,
+    /// Lowercase, in the order the client gave them.
+    pub signed_headers: Vec<String>,
+    /// Lowercase hex, 64 characters.
+    pub signature: String,
+}
+
+impl Authorization {
+    /// `date/region/service/aws4_request`, the credential scope as it appears in the string to sign.
+    pub fn scope(&self) -> String {
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
+    }
+}
+
+/// Parses the `Authorization` header of a request.
+///
+/// Errors: no header (or an empty one) gives [`SigV4Error::Missing`]; everything else that is
+/// wrong with the header gives [`SigV4Error::Incomplete`] with an AWS-style message, except an
+/// empty region, which AWS reports as `InvalidSignatureException`.
+pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(SigV4Error::Missing);
+    };
+    // Two headers would make it ambiguous which one we verified (s3s `get_unique`).
+    if values.next().is_some() {
+        return Err(incomplete(
+            "Only one 'Authorization' header is allowed, but the request has more than one.",
+        ));
+    }
+    let raw = value.as_bytes();
+    if raw.iter().all(|b| *b == b' ' || *b == b'\t') {
+        return Err(SigV4Error::Missing);
+    }
+    let Ok(text) = value.to_str() else {
+        return Err(incomplete(
+            "Authorization header contains characters that are not visible ASCII.",
+        ));
+    };
+    let text = text.trim_matches([' ', '\t']);
+
+    let (algorithm, rest) = match text.find([' ', '\t', ',']) {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, ""),
+    };
+    if algorithm != ALGORITHM {
+        // The header is not echoed here: it may be a bearer token (even one of our PATs sent to
+        // the wrong endpoint) and error messages end up in logs.
+        return Err(incomplete(format!(
+            "Unsupported Authorization algorithm; only '{ALGORITHM}' is accepted by this service."
+        )));
+    }
+
+    let mut credential: Option<&str> = None;
+    let mut signed_headers: Option<&str> = None;
+    let mut signature: Option<&str> = None;
+    // AWS splits on both commas and whitespace: "Credential= AKID/..." is reported as
+    // "'AKID/...' not a valid key=value pair (missing equal-sign)".
+    for token in rest.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
+        let Some((key, val)) = token.split_once('=') else {
+            return Err(incomplete(format!(
+                "'{}' not a valid key=value pair (missing equal-sign) in Authorization header: '{}'.",
+                echo(token.as_bytes()),
+                echo(text.as_bytes())
+            )));
+        };
+        let slot = match key {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => {
+                return Err(incomplete(format!(
+                    "Unknown parameter '{}' in Authorization header: '{}'.",
+                    echo(key.as_bytes()),
+                    echo(text.as_bytes())
+                )));
+            }
+        };
+        if slot.is_some() {
+            return Err(incomplete(format!(
+                "Authorization header contains the '{key}' parameter more than once."
+            )));
+        }
+        *slot = Some(val);
+    }
+
+    // An empty value counts as missing, as "Credential=" carries nothing to check.
+    let credential = credential.filter(|v| !v.is_empty());
+    let signed_headers = signed_headers.filter(|v| !v.is_empty());
+    let signature = signature.filter(|v| !v.is_empty());
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        let mut msg = String::new();
+        for (name, present) in [
+            ("Credential", credential.is_some()),
+            ("Signature", signature.is_some()),
+            ("SignedHeaders", signed_headers.is_some()),
+        ] {
+            if !present {
+                msg.push_str(&format!(
+                    "Authorization header requires '{name}' parameter. "
+                ));
+            }
+        }
+        msg.push_str(&format!("Authorization={}", echo(text.as_bytes())));
+        return Err(incomplete(msg));
+    };
+
+    let parts: Vec<&str> = credential.split('/').collect();
+    let [access_key_id, date, region, service, terminator] = parts.as_slice() else {
+        return Err(incomplete(format!(
+            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
+            echo(credential.as_bytes())
+        )));
+    };
+    if *terminator != "aws4_request" {
+        return Err(incomplete(format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+            echo(terminator.as_bytes())
+        )));
+    }
+    if access_key_id.is_empty() {
+        return Err(incomplete(
+            "Credential must contain an access key id before the first '/'.",
+        ));
+    }
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(incomplete(format!(
+            "Credential date must be in YYYYMMDD format, got '{}'.",
+            echo(date.as_bytes())
+        )));
+    }
+    if region.is_empty() {
+        return Err(invalid(
+            "Credential should be scoped to a valid region, not ''. ",
+        ));
+    }
+
+    let mut names = Vec::new();
+    for name in signed_headers.split(';') {
+        if name.is_empty() {
+            return Err(incomplete(format!(
+                "SignedHeaders must be a ';'-separated list of header names, got '{}'.",
+                echo(signed_headers.as_bytes())
+            )));
+        }
+        names.push(name.to_ascii_lowercase());
+    }
+
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(incomplete(format!(
+            "Signature must be 64 hexadecimal characters, got {} characters.",
+            signature.chars().count()
+        )));
+    }
+
+    Ok(Authorization {
+        access_key_id: (*access_key_id).to_string(),
+        date: (*date).to_string(),
+        region: (*region).to_string(),
+        service: (*service).to_string(),
+        signed_headers: names,
+        signature: signature.to_ascii_lowercase(),
+    })
+}
