@@ -61,7 +61,7 @@ pub struct Shared {
     /// Whether the test-support API (reset, clock, seed) is served.
     pub test_api: bool,
     /// Which `Host` names the test API and the accept-any AWS API answer (DNS-rebinding defence, [`crate::guard`]).
-    pub host_policy: crate::guard::HostPolicy,
+    pub host_policy: crate::client::HostPolicy,
     /// Whether `/metrics` has its own listener (`--metrics-listen`); the main listener then never serves it.
     pub metrics_listener: bool,
 }

@@ -522,7 +522,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let host_policy =
-        crate::guard::HostPolicy::new(args.listen.ip().is_loopback(), &args.allowed_hosts)?;
+        crate::client::HostPolicy::new(args.listen.ip().is_loopback(), &args.allowed_hosts)?;
     let mode = match args.auth {
         AuthArg::AcceptAny => {
             if !args.listen.ip().is_loopback() && !args.allow_insecure_any_credentials {
