@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use crate::context::Shared;
 use crate::domain::Partition;
-use crate::server::Shared;
 
 /// Routes always served.
 pub fn routes() -> axum::Router<Arc<Shared>> {
@@ -125,7 +125,7 @@ async fn local_metrics(State(shared): State<Arc<Shared>>, request: Request) -> R
         .iter()
         .any(|h| request.headers().contains_key(*h));
     if shared.metrics_listener || !peer_is_loopback || forwarded {
-        return crate::server::not_found().await.into_response();
+        return crate::context::not_found().await.into_response();
     }
     metrics(State(shared)).await
 }
@@ -154,12 +154,11 @@ struct ResetInput {
 /// account/region with `{"Account": "...", "Region": "..."}`.
 async fn reset(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::protocol::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let input: ResetInput = if bytes.iter().all(u8::is_ascii_whitespace) {
         ResetInput::default()
     } else {
@@ -224,12 +223,11 @@ struct ClockInput {
 /// (expiry, DateLastUsed, NextToken and session expiry follow it; SigV4 clock checks keep real time).
 async fn set_clock(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::protocol::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let Ok(input) = serde_json::from_slice::<ClockInput>(&bytes) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -265,12 +263,11 @@ struct SeedInput {
 /// `POST /_workmail-pat/seed` `{"Seed": N}`: ids are deterministic from now on.
 async fn seed_ids(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let bytes = match crate::protocol::read_body(body, &parts.headers, shared.limits.max_body_bytes)
-        .await
-    {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.message),
-    };
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
     let Ok(input) = serde_json::from_slice::<SeedInput>(&bytes) else {
         return error(
             StatusCode::BAD_REQUEST,

@@ -14,7 +14,6 @@
 //! SigV4 mode is exempt from the `Host` check: a verified signature covers the `Host` header, and a page cannot
 //! sign. The web page and `/auth/v1/verify` have their own defences (cookies, CSRF tokens, credentials).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::Json;
@@ -22,119 +21,12 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::Shared;
+use crate::client::HostPolicy;
+use crate::context::Shared;
 
 /// The `__type` of every refusal: SDKs and retry policies treat a 403 `AccessDeniedException` as final (it is
 /// neither a throttling, a transient nor a 5xx error), so a refused client fails at once instead of retrying.
 pub const REFUSED_TYPE: &str = "AccessDeniedException";
-
-/// Which `Host` names may reach the guarded endpoints.
-#[derive(Debug, Clone, Default)]
-pub struct HostPolicy {
-    /// Names given with `--allowed-host`: lower case, without port or trailing dot.
-    allowed: Vec<String>,
-    /// Whether the accept-any AWS API checks `Host`: always on a loopback listener; on a network listener (which
-    /// needs `--allow-insecure-any-credentials`) only once the operator names the hosts clients use.
-    check_aws: bool,
-}
-
-impl HostPolicy {
-    /// The policy of a listener on `listener_is_loopback` with these `--allowed-host` values; an invalid name is an
-    /// error for the command line.
-    pub fn new(listener_is_loopback: bool, allowed_hosts: &[String]) -> Result<Self, String> {
-        let mut allowed = Vec::with_capacity(allowed_hosts.len());
-        for given in allowed_hosts {
-            let name = host_name(given.trim())
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| {
-                    format!("--allowed-host {given:?} is not a host name (NAME or NAME:PORT)")
-                })?;
-            allowed.push(name);
-        }
-        Ok(Self {
-            check_aws: listener_is_loopback || !allowed.is_empty(),
-            allowed,
-        })
-    }
-
-    /// Whether accept-any AWS API requests have their `Host` checked.
-    pub fn checks_aws(&self) -> bool {
-        self.check_aws
-    }
-
-    /// Whether every name the request carries (its `Host` headers and an absolute-form target's authority) is a
-    /// loopback name or an allowed host. A request naming no host at all is refused: every HTTP/1.1 client sends
-    /// one, and a name we cannot see is a name we cannot trust.
-    pub fn allows(&self, headers: &HeaderMap, uri: &Uri) -> bool {
-        let mut seen = false;
-        for value in headers.get_all(header::HOST) {
-            seen = true;
-            let Ok(text) = value.to_str() else {
-                return false;
-            };
-            if !self.allows_name(text) {
-                return false;
-            }
-        }
-        if let Some(authority) = uri.authority() {
-            seen = true;
-            if !self.allows_name(authority.as_str()) {
-                return false;
-            }
-        }
-        seen
-    }
-
-    fn allows_name(&self, host_header: &str) -> bool {
-        match host_name(host_header.trim()) {
-            Some(name) => is_loopback_name(&name) || self.allowed.contains(&name),
-            None => false,
-        }
-    }
-}
-
-/// The host part of a `Host` value (`name`, `name:port`, `[v6]`, `[v6]:port`), lower case and without a trailing
-/// dot; `None` when it is not of that shape.
-fn host_name(value: &str) -> Option<String> {
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        (
-            &value[..inside.len() + 2],
-            after
-                .strip_prefix(':')
-                .or_else(|| after.is_empty().then_some(""))?,
-        )
-    } else {
-        match value.split_once(':') {
-            Some((h, p)) if !p.contains(':') => (h, p),
-            Some(_) => return None,
-            None => (value, ""),
-        }
-    };
-    if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
-        return None;
-    }
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty()
-        || !host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
-        })
-    {
-        return None;
-    }
-    Some(host.to_ascii_lowercase())
-}
-
-/// `localhost`, any `127.0.0.0/8` address, or `[::1]`: names DNS cannot point elsewhere.
-fn is_loopback_name(name: &str) -> bool {
-    if name == "localhost" {
-        return true;
-    }
-    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        return v6.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback());
-    }
-    name.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
-}
 
 /// Why a test-API request is refused, or `None` when it may go ahead.
 pub fn test_api_refusal(

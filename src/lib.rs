@@ -5,32 +5,23 @@
 //! configuration, token creation by users and token verification by mail servers.
 //!
 //! # Layout
-//! - [`cli`]: the command line (`serve`, `token create`, `seed`, `dump`, `migrate`, `report`); the binary only
-//!   calls [`cli::main`]. The benchmark is a crate of its own, `bench/` (it signs with `aws-sigv4`).
-//! - [`server`]: the connection loop (with its limits), the router, the request context and graceful shutdown.
-//! - [`connections`]: the per-client connection cap and the shedding of idle connections near the global cap.
-//! - [`protocol`]: AWS JSON 1.1 on the wire: SigV4 identity, `X-Amz-Target`, and the one place where errors
-//!   become responses.
-//! - [`auth`]: server-side SigV4 verification (`auth/sigv4/`: header, verification, canonical request, key cache).
-//! - [`throttle`]: the AWS API buckets (per verified key, per client address for unverified requests) and the
-//!   attempt limiter of sign-in, re-authentication and verification.
-//! - [`client`]: who the client of a request is (socket peer, trusted proxies, `X-Forwarded-For`).
-//! - [`ops`]: one file per WorkMail operation (`decode → validate → act → encode`), plus the model's constraints.
-//! - [`web`]: the web page, its JSON API and `/auth/v1/verify` for mail servers.
-//! - [`admin`]: health, metrics and the test-support API (reset, clock, seeded ids).
-//! - [`guard`]: what keeps browsers off the test API and the accept-any AWS API (JSON only, own origin only,
-//!   loopback or `--allowed-host` `Host` only: cross-site requests and DNS rebinding).
-//! - [`tokens`]: sign-in, token creation and verification shared by the web API and the CLI.
-//! - [`redact`]: client-supplied identifiers made safe to log.
-//! - [`seed`]: seed files, synthetic stores and dumps.
-//! - [`pagination`]: keyset cursors sealed into opaque NextTokens.
-//! - [`secrets`]: keys, PAT secrets, session tokens and password hashes; [`private_files`]: files holding them are
-//!   created 0600.
-//! - [`hashing`]: the password-hashing lanes (sign-in and admin), each with its own threads and bounded queue.
-//! - [`domain`]: the stored types in the service's own terms; [`error`]: the AWS-named error type;
-//!   [`clock`] and [`ids`]: server time and identifiers (both controllable in tests).
-//! - [`store`]: the `Store` trait with its SQLite and PostgreSQL implementations.
-//!
+//! Layers, each importing only from the layers below it (docs/ARCHITECTURE.md draws them):
+//! 1. The binary (`src/main.rs`) calls [`cli::main`]; [`cli`] parses the command line (`serve`, `token`, `seed`,
+//!    `dump`, `migrate`, `report`, `health`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
+//! 2. [`server`]: the connection loop (limits, [`connections`] caps and idle shedding, graceful shutdown) and the
+//!    router that mounts the routers below with the request-context middleware (request id, client address,
+//!    access log).
+//! 3. Routers: [`protocol`] (AWS JSON 1.1: SigV4 identity, `X-Amz-Target`, the one place where API errors become
+//!    responses), [`web`] (the page, its JSON API and `/auth/v1/verify`), [`admin`] (health, metrics, the test
+//!    API) and [`guard`] (what keeps browsers off the test API and the accept-any AWS API).
+//! 4. What the routers run: [`ops`] (one file per WorkMail operation) and [`tokens`] (self-service: sign-in,
+//!    re-authentication, one's own tokens, verification, with every attempt limit).
+//! 5. What those use: [`context`] (the state every router shares, the bounded body reader), [`auth`] (access keys,
+//!    SigV4), [`client`] (who the client is, which `Host` names count), [`throttle`], [`hashing`], [`pagination`],
+//!    [`secrets`], [`redact`], [`private_files`], [`seed`], [`state`], [`store`] (the `Store` trait; one schema in
+//!    `store/sql.rs`, SQLite and PostgreSQL executors).
+//! 6. [`domain`] (the stored types), [`error`] (the AWS-named error type), [`clock`], [`ids`].
+
 //! # Request lifecycle (AWS API)
 //! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → operation:
 //! JSON decode → validation → store → JSON encode → response with `x-amzn-RequestId`; any [`error::ServiceError`]
@@ -42,6 +33,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod connections;
+pub mod context;
 pub mod domain;
 pub mod error;
 pub mod guard;

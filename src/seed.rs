@@ -7,13 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::DEFAULT_ACCOUNT;
 use crate::clock::Millis;
 use crate::domain::{
     Cursor, EpochSeconds, IdentityProviderConfiguration, Organization, Partition, PatStatus,
     PersonalAccessToken, User, UserFilter, UserProfile, UserState, org_state,
 };
 use crate::ops::{self, Ctx, Operation, validate};
-use crate::protocol::DEFAULT_ACCOUNT;
 use crate::secrets::{PatSecret, hash_password};
 use crate::state::AppState;
 use crate::store::ImportBatch;

@@ -5,77 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::net::TcpListener;
 
-use crate::protocol::{self, Authenticator};
-use crate::state::AppState;
-
-/// Explicit limits; every one is configurable on the command line (README lists the defaults).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest request body accepted (security.md §4: 64 KiB).
-    pub max_body_bytes: usize,
-    /// Largest request head (request line and headers), in bytes.
-    pub max_header_bytes: usize,
-    /// Most headers in one request.
-    pub max_headers: usize,
-    /// Time a client has to send a request's headers (slow-loris protection).
-    pub header_read_timeout: std::time::Duration,
-    /// Time a request may take from its first byte to its answer, body included (a trickled body is cut off).
-    pub request_timeout: std::time::Duration,
-    /// Most connections served at once; further clients wait in the listen backlog. From 90 % of it on, idle
-    /// connections are closed, longest idle first ([`crate::connections`]).
-    pub max_connections: usize,
-    /// Most connections one client address (an IPv6 client's /64) may hold; more are answered 429 and closed.
-    pub max_connections_per_ip: usize,
-    /// Peers exempt from `max_connections_per_ip` (the trusted proxies, which carry many clients).
-    pub uncapped_peers: crate::client::TrustedProxies,
-    /// On shutdown, in-flight requests get this long to finish.
-    pub shutdown_timeout: std::time::Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024,
-            max_header_bytes: 16 * 1024,
-            max_headers: 64,
-            header_read_timeout: std::time::Duration::from_secs(30),
-            request_timeout: std::time::Duration::from_secs(30),
-            max_connections: 1024,
-            max_connections_per_ip: crate::connections::DEFAULT_MAX_PER_CLIENT,
-            uncapped_peers: crate::client::TrustedProxies::default(),
-            shutdown_timeout: std::time::Duration::from_secs(15),
-        }
-    }
-}
-
-/// Everything a request handler needs.
-#[derive(Debug)]
-pub struct Shared {
-    pub app: AppState,
-    pub auth: Authenticator,
-    pub limits: Limits,
-    /// Renders `/metrics`; `None` when no recorder is installed.
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    /// Whether the test-support API (reset, clock, seed) is served.
-    pub test_api: bool,
-    /// Which `Host` names the test API and the accept-any AWS API answer (DNS-rebinding defence, [`crate::guard`]).
-    pub host_policy: crate::guard::HostPolicy,
-    /// Whether `/metrics` has its own listener (`--metrics-listen`); the main listener then never serves it.
-    pub metrics_listener: bool,
-}
-
-/// The per-request time limit, put into each request by the connection loop.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTimeout(pub std::time::Duration);
-
-/// The id of one request: in the `x-amzn-RequestId` header of its response and in every log line it causes.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+use crate::context::{Limits, RequestId, RequestTimeout, Shared};
+use crate::protocol;
 
 /// The whole HTTP surface. Exposed so tests can drive it without a socket.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -91,7 +25,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         router
     };
     router
-        .fallback(not_found)
+        .fallback(crate::context::not_found)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             request_context,
@@ -254,15 +188,6 @@ async fn error_type_of(
     )
 }
 
-/// The answer to an unknown path (also what `/metrics` looks like where it is not served).
-pub(crate) async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        [("content-type", "application/json")],
-        r#"{"__type":"NotFoundException","Message":"No such resource"}"#,
-    )
-}
-
 /// While the server waits for a free connection slot, how often it looks again for idle connections to close.
 const SHED_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -298,7 +223,7 @@ pub async fn serve_metrics(
     let limits = shared.limits.clone();
     let app = Router::new()
         .merge(crate::admin::metrics_routes())
-        .fallback(not_found)
+        .fallback(crate::context::not_found)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             request_context,

@@ -459,6 +459,11 @@ pub async fn sign_in(
     password: &str,
     client: Option<IpAddr>,
 ) -> Result<Outcome<SignedIn>, StoreError> {
+    // Nothing longer can match (ids are 34 characters, names and emails at most 256, passwords are capped): refused
+    // before any lookup or hashing, the same for every entry point.
+    if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
+        return Ok(Outcome::Refused);
+    }
     let org = app.store.find_organization(org_id).await?;
     let user = match &org {
         Some(o) if o.is_active() => app.store.find_user(org_id, username).await?,
@@ -583,6 +588,63 @@ pub async fn reauthenticate(
         },
     )
     .await
+}
+
+/// The most tokens a user's own list shows (the page and the JSON API alike).
+pub const MAX_OWN_TOKENS: usize = 1000;
+
+/// The signed-in user's own tokens, oldest first (self-service must be allowed: spec D9).
+pub async fn list_own_tokens(
+    app: &AppState,
+    session: &SessionUser,
+) -> Result<Vec<PersonalAccessToken>, SelfServiceError> {
+    ensure_self_service(app, &session.org, &session.user).await?;
+    Ok(app
+        .store
+        .list_personal_access_tokens(
+            &session.org.id,
+            Some(&session.user.id),
+            None,
+            MAX_OWN_TOKENS,
+        )
+        .await?)
+}
+
+/// The signed-in user's own token with this id. Another user's token and an unknown or malformed id look the
+/// same ([`SelfServiceError::NotFound`]), so nobody learns which ids exist.
+pub async fn own_token(
+    app: &AppState,
+    session: &SessionUser,
+    id: &str,
+) -> Result<PersonalAccessToken, SelfServiceError> {
+    ensure_self_service(app, &session.org, &session.user).await?;
+    let not_found = || SelfServiceError::NotFound("No such token".into());
+    if validate::personal_access_token_id(&Some(id.to_string())).is_err() {
+        return Err(not_found());
+    }
+    match app
+        .store
+        .get_personal_access_token(&session.org.id, id)
+        .await?
+    {
+        Some(t) if t.user_id == session.user.id => Ok(t),
+        _ => Err(not_found()),
+    }
+}
+
+/// Revokes one of the signed-in user's own tokens (as [`own_token`] finds it).
+pub async fn delete_own_token(
+    app: &AppState,
+    session: &SessionUser,
+    id: &str,
+    via: &'static str,
+) -> Result<(), SelfServiceError> {
+    let token = own_token(app, session, id).await?;
+    app.store
+        .delete_personal_access_token(&session.org.id, &token.id)
+        .await?;
+    tracing::info!(event = "token_deleted", via, organization_id = %session.org.id, user_id = %session.user.id, token_id = %token.id);
+    Ok(())
 }
 
 /// Ends a session.

@@ -10,9 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::protocol::{AuthMode, Authenticator, KeyEntry};
+use crate::auth::{AuthMode, Authenticator, KeyEntry};
+use crate::context::{Limits, Shared};
 use crate::secrets::Key32;
-use crate::server::{Limits, Shared};
 use crate::state::{AppState, Settings};
 
 mod health;
@@ -522,7 +522,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let host_policy =
-        crate::guard::HostPolicy::new(args.listen.ip().is_loopback(), &args.allowed_hosts)?;
+        crate::client::HostPolicy::new(args.listen.ip().is_loopback(), &args.allowed_hosts)?;
     let mode = match args.auth {
         AuthArg::AcceptAny => {
             if !args.listen.ip().is_loopback() && !args.allow_insecure_any_credentials {

@@ -21,7 +21,7 @@ pub struct SeedArgs {
     #[arg(long, value_name = "N")]
     pub generate: Option<u64>,
     /// Account of generated data.
-    #[arg(long, default_value = crate::protocol::DEFAULT_ACCOUNT)]
+    #[arg(long, default_value = crate::auth::DEFAULT_ACCOUNT)]
     pub account: String,
     /// Region of generated data.
     #[arg(long, default_value = DEFAULT_REGION)]

@@ -3,139 +3,20 @@
 //! This module only decodes (HTTP + SigV4 → caller partition, operation, body bytes) and encodes (response body
 //! or [`ServiceError`] → HTTP response). [`encode_error`] is the one place where an API error becomes a response.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use zeroize::Zeroizing;
 
-use crate::auth::sigv4;
+use crate::auth::{AuthMode, sigv4, sigv4_error};
+use crate::context::{BodyError, Shared, read_body};
 use crate::domain::Partition;
 use crate::error::{ErrorCode, ServiceError};
 use crate::ops::{self, Ctx, Operation};
-use crate::server::Shared;
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const TARGET_PREFIX: &str = "WorkMailService.";
-/// The account of every access key that is not a 12-digit account id in accept-any mode (LocalStack convention).
-pub const DEFAULT_ACCOUNT: &str = "000000000000";
-
-/// One access key known to a `sigv4`-mode server.
-#[derive(Clone)]
-pub struct KeyEntry {
-    pub secret: Zeroizing<String>,
-    pub account: String,
-}
-
-impl std::fmt::Debug for KeyEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyEntry")
-            .field("secret", &"<redacted>")
-            .field("account", &self.account)
-            .finish()
-    }
-}
-
-/// How callers of the AWS API are authenticated.
-#[derive(Debug, Clone)]
-pub enum AuthMode {
-    /// Any well-formed SigV4 `Authorization` header is accepted without checking the signature (moto, LocalStack).
-    AcceptAny,
-    /// Every signature is verified against these access keys.
-    SigV4(HashMap<String, KeyEntry>),
-}
-
-#[derive(Debug, Clone)]
-pub struct Authenticator {
-    pub mode: AuthMode,
-    pub max_skew: Duration,
-}
-
-impl Authenticator {
-    /// Authenticates a request and returns the partition it acts in (spec D11).
-    pub fn identify(
-        &self,
-        method: &str,
-        uri: &axum::http::Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Partition, ServiceError> {
-        let auth = sigv4::parse_authorization(headers).map_err(sigv4_error)?;
-        self.identify_parsed(auth, method, uri, headers, body)
-    }
-
-    /// [`Authenticator::identify`] with the `Authorization` header already parsed.
-    pub fn identify_parsed(
-        &self,
-        auth: sigv4::Authorization,
-        method: &str,
-        uri: &axum::http::Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<Partition, ServiceError> {
-        match &self.mode {
-            AuthMode::AcceptAny => {
-                let account = if auth.access_key_id.len() == 12
-                    && auth.access_key_id.bytes().all(|b| b.is_ascii_digit())
-                {
-                    auth.access_key_id.clone()
-                } else {
-                    DEFAULT_ACCOUNT.to_string()
-                };
-                Ok(Partition {
-                    account,
-                    region: auth.region,
-                })
-            }
-            AuthMode::SigV4(keys) => {
-                let Some(entry) = keys.get(&auth.access_key_id) else {
-                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = "unknown key");
-                    return Err(ServiceError::new(
-                        ErrorCode::UnrecognizedClientException,
-                        "The security token included in the request is invalid.",
-                    ));
-                };
-                let request = sigv4::RequestToVerify {
-                    method,
-                    path: uri.path(),
-                    query: uri.query(),
-                    headers,
-                    body,
-                };
-                sigv4::verify(
-                    &request,
-                    &auth,
-                    &entry.secret,
-                    "workmail",
-                    SystemTime::now(),
-                    self.max_skew,
-                )
-                .map_err(|e| {
-                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = %e.aws_code());
-                    sigv4_error(e)
-                })?;
-                Ok(Partition {
-                    account: entry.account.clone(),
-                    region: auth.region,
-                })
-            }
-        }
-    }
-}
-
-fn sigv4_error(e: sigv4::SigV4Error) -> ServiceError {
-    let code = match e {
-        sigv4::SigV4Error::Missing => ErrorCode::MissingAuthenticationTokenException,
-        sigv4::SigV4Error::Incomplete(_) => ErrorCode::IncompleteSignatureException,
-        sigv4::SigV4Error::InvalidSignature(_) => ErrorCode::InvalidSignatureException,
-    };
-    ServiceError::new(code, e.message())
-}
-
 /// Maps the `X-Amz-Target` header to an operation. Every other target, WorkMail's other operations included, is an
 /// `UnknownOperationException` (HTTP 400, so SDKs do not retry it).
 pub fn parse_target(headers: &HeaderMap) -> Result<Operation, ServiceError> {
@@ -173,7 +54,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let started = std::time::Instant::now();
     let request_id = request
         .extensions()
-        .get::<crate::server::RequestId>()
+        .get::<crate::context::RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let (parts, body) = request.into_parts();
@@ -197,7 +78,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     }
     let bytes = match read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return encode_error(&e, &request_id),
+        Err(e) => return encode_error(&body_error(e), &request_id),
     };
     let mut operation = "unknown";
     let result = async {
@@ -286,41 +167,13 @@ fn authenticate_throttled(
     }
 }
 
-/// Reads the whole body, refusing early (on `Content-Length`) or as soon as it passes `limit` bytes. SigV4 signs
-/// the body hash, so it must be buffered; the cap keeps that bounded.
-pub async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<bytes::Bytes, ServiceError> {
-    let too_large = || {
-        ServiceError::new(
-            ErrorCode::RequestEntityTooLargeException,
-            format!("Request body is larger than {limit} bytes"),
-        )
+/// A body that could not be read, as the AWS protocol says it.
+fn body_error(e: BodyError) -> ServiceError {
+    let code = match e {
+        BodyError::TooLarge { .. } => ErrorCode::RequestEntityTooLargeException,
+        BodyError::Unreadable => ErrorCode::SerializationException,
     };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64
-    {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .map(|s| s.is::<http_body_util::LengthLimitError>())
-            .unwrap_or(false)
-            || e.to_string().contains("length limit");
-        if is_limit {
-            too_large()
-        } else {
-            ServiceError::new(
-                ErrorCode::SerializationException,
-                "The request body could not be read",
-            )
-        }
-    })
+    ServiceError::new(code, e.message())
 }
 
 fn base_headers(response: &mut Response, request_id: &str) {
@@ -380,7 +233,11 @@ pub fn encode_error(e: &ServiceError, request_id: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
     use super::*;
+    use crate::auth::{Authenticator, DEFAULT_ACCOUNT};
 
     fn headers(target: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

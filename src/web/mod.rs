@@ -16,12 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientAddr;
+use crate::context::Shared;
+use crate::context::{BodyError, read_body};
 use crate::domain::EpochSeconds;
 use crate::ops::PatSummary;
-use crate::ops::validate;
-use crate::protocol::read_body;
 use crate::redact;
-use crate::server::Shared;
 use crate::throttle::Limited;
 use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
@@ -211,11 +210,11 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     let bytes = read_body(body, &parts.headers, shared.limits.max_body_bytes)
         .await
         .map_err(|e| {
-            WebError::new(
-                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                "InvalidParameterException",
-                e.message,
-            )
+            let status = match e {
+                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Unreadable => StatusCode::BAD_REQUEST,
+            };
+            WebError::new(status, "InvalidParameterException", e.message())
         })?;
     crate::ops::decode::<T>(&bytes).map_err(|e| WebError::invalid(e.message))
 }
@@ -316,9 +315,6 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
     else {
         return WebError::unauthorized(SIGN_IN_FAILED).into_response();
     };
-    if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
-        return WebError::unauthorized(SIGN_IN_FAILED).into_response();
-    }
     let org_log = redact::identifier(&org_id);
     match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
         Ok(Outcome::Done(s)) => {
@@ -444,21 +440,13 @@ struct ListOutput<'a> {
     personal_access_token_summaries: Vec<PatSummary<'a>>,
 }
 
-/// The most tokens one user's list shows.
-const MAX_OWN_TOKENS: usize = 1000;
-
 /// `GET /webapp/api/personal-access-tokens`: the signed-in user's own tokens.
 pub async fn list_tokens(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let SessionUser { org, user, .. } = signed_in(&shared, &headers, Intent::Read).await?;
-    tokens::ensure_self_service(&shared.app, &org, &user).await?;
-    let rows = shared
-        .app
-        .store
-        .list_personal_access_tokens(&org.id, Some(&user.id), None, MAX_OWN_TOKENS)
-        .await?;
+    let session = signed_in(&shared, &headers, Intent::Read).await?;
+    let rows = tokens::list_own_tokens(&shared.app, &session).await?;
     Ok(json_response(
         StatusCode::OK,
         &ListOutput {
@@ -473,35 +461,9 @@ pub async fn delete_token(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let SessionUser { org, user, .. } = signed_in(&shared, &headers, Intent::Change).await?;
-    tokens::ensure_self_service(&shared.app, &org, &user).await?;
-    let not_found = || {
-        WebError::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            "No such token",
-        )
-    };
-    if validate::personal_access_token_id(&Some(id.clone())).is_err() {
-        return Err(not_found());
-    }
-    match shared
-        .app
-        .store
-        .get_personal_access_token(&org.id, &id)
-        .await?
-    {
-        Some(t) if t.user_id == user.id => {
-            shared
-                .app
-                .store
-                .delete_personal_access_token(&org.id, &id)
-                .await?;
-            tracing::info!(event = "token_deleted", organization_id = %org.id, user_id = %user.id, token_id = %id);
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        _ => Err(not_found()),
-    }
+    let session = signed_in(&shared, &headers, Intent::Change).await?;
+    tokens::delete_own_token(&shared.app, &session, &id, "api").await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]

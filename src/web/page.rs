@@ -9,11 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::Markup;
 
-use crate::domain::PersonalAccessToken;
-use crate::ops::validate;
-use crate::protocol::read_body;
+use crate::context::Shared;
+use crate::context::{BodyError, read_body};
 use crate::redact;
-use crate::server::Shared;
 use crate::throttle::Limited;
 use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
 
@@ -22,9 +20,6 @@ use super::views::{self, Dashboard, Viewer};
 
 /// Scopes always offered as checkboxes besides the configured defaults (the ones mail servers check today).
 const COMMON_SCOPES: &[&str] = &["IMAP", "SMTP", "POP3", "EWS"];
-
-/// The most tokens the page lists (same cap as the JSON API).
-const MAX_OWN_TOKENS: usize = 1000;
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
@@ -186,19 +181,9 @@ async fn dashboard(
             Err(other) => return internal(format!("{other:?}")),
         };
     let tokens = if availability.is_ok() {
-        match shared
-            .app
-            .store
-            .list_personal_access_tokens(
-                &b.session.org.id,
-                Some(&b.session.user.id),
-                None,
-                MAX_OWN_TOKENS,
-            )
-            .await
-        {
+        match tokens::list_own_tokens(&shared.app, &b.session).await {
             Ok(t) => t,
-            Err(e) => return internal(e),
+            Err(e) => return internal(format!("{e:?}")),
         }
     } else {
         Vec::new()
@@ -290,9 +275,13 @@ async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form
     let bytes = read_body(body, &parts.headers, shared.limits.max_body_bytes)
         .await
         .map_err(|e| {
+            let status = match e {
+                BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyError::Unreadable => StatusCode::BAD_REQUEST,
+            };
             page(
-                StatusCode::from_u16(e.code.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                views::message("The request was not understood", &e.message),
+                status,
+                views::message("The request was not understood", &e.message()),
             )
         })?;
     let pairs = form_urlencoded::parse(&bytes)
@@ -348,13 +337,7 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
             ),
         )
     };
-    if org_id.is_empty()
-        || username.is_empty()
-        || password.is_empty()
-        || org_id.len() > 64
-        || username.len() > 256
-        || password.len() > 1024
-    {
+    if org_id.is_empty() || username.is_empty() || password.is_empty() {
         return refuse(&org_id, &username);
     }
     match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
@@ -561,18 +544,12 @@ pub async fn revoke(
         Ok(x) => x,
         Err(r) => return r,
     };
-    match tokens::ensure_self_service(&shared.app, &b.session.org, &b.session.user).await {
-        Ok(()) => {}
+    let token = match tokens::own_token(&shared.app, &b.session, &id).await {
+        Ok(t) => t,
         Err(SelfServiceError::Forbidden(_)) => {
             return dashboard(&shared, &b, StatusCode::FORBIDDEN, DashExtras::default()).await;
         }
-        Err(SelfServiceError::Internal(e)) => return internal(e),
-        Err(other) => return internal(format!("{other:?}")),
-    }
-    let token = own_token(&shared, &b, &id).await;
-    let token = match token {
-        Ok(Some(t)) => t,
-        Ok(None) => {
+        Err(SelfServiceError::NotFound(_)) => {
             return dashboard(
                 &shared,
                 &b,
@@ -584,7 +561,8 @@ pub async fn revoke(
             )
             .await;
         }
-        Err(r) => return r,
+        Err(SelfServiceError::Internal(e)) => return internal(e),
+        Err(other) => return internal(format!("{other:?}")),
     };
     if form.get("confirmed") != Some("yes") {
         let csrf = b.csrf(&shared);
@@ -594,37 +572,8 @@ pub async fn revoke(
         };
         return page(StatusCode::OK, views::confirm_revoke(&viewer, &token));
     }
-    match shared
-        .app
-        .store
-        .delete_personal_access_token(&b.session.org.id, &token.id)
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(event = "token_deleted", via = "page", organization_id = %b.session.org.id, user_id = %b.session.user.id, token_id = %token.id);
-            see_other("/webapp/?notice=revoked")
-        }
-        Err(e) => internal(e),
-    }
-}
-
-/// The user's own token with this id; another user's token is treated exactly like an unknown one.
-async fn own_token(
-    shared: &Shared,
-    b: &Browser,
-    id: &str,
-) -> Result<Option<PersonalAccessToken>, Response> {
-    if validate::personal_access_token_id(&Some(id.to_string())).is_err() {
-        return Ok(None);
-    }
-    match shared
-        .app
-        .store
-        .get_personal_access_token(&b.session.org.id, id)
-        .await
-    {
-        Ok(Some(t)) if t.user_id == b.session.user.id => Ok(Some(t)),
-        Ok(_) => Ok(None),
-        Err(e) => Err(internal(e)),
+    match tokens::delete_own_token(&shared.app, &b.session, &token.id, "page").await {
+        Ok(()) => see_other("/webapp/?notice=revoked"),
+        Err(e) => internal(format!("{e:?}")),
     }
 }
