@@ -19,7 +19,7 @@
 //! 5. What those use: [`context`] (the state every router shares, the bounded body reader), [`auth`] (access keys,
 //!    SigV4), [`client`] (who the client is, which `Host` names count), [`throttle`], [`hashing`], [`pagination`],
 //!    [`secrets`], [`redact`], [`private_files`], [`seed`], [`state`], [`store`] (the `Store` trait; one schema in
-//!    `store/sql.rs`, SQLite and PostgreSQL executors).
+//!    `store/sql.rs`, the methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
 //! 6. [`domain`] (the stored types), [`error`] (the AWS-named error type), [`clock`], [`ids`].
 
 //! # Request lifecycle (AWS API)

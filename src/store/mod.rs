@@ -10,6 +10,7 @@ use crate::domain::{
 };
 
 pub mod credentials;
+pub mod executor;
 pub mod postgres;
 mod postgres_attempts;
 pub mod sql;

@@ -24,7 +24,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 
-use super::sql::{self, Decode, Executor, Param, SqlRow, Step, Stmt, args};
+use super::executor::Executor;
+use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError};
 use crate::domain::Organization;
 

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, Row, ToSql, params, params_from_iter};
 
-use super::sql::{self, Decode, Executor, Param, SqlRow, Step, Stmt, args};
+use super::executor::Executor;
+use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError};
 use crate::domain::Organization;
 
