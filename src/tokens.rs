@@ -640,6 +640,16 @@ pub async fn delete_own_token(
     via: &'static str,
 ) -> Result<(), SelfServiceError> {
     let token = own_token(app, session, id).await?;
+    revoke_own_token(app, session, &token, via).await
+}
+
+/// Revokes a token [`own_token`] has already found (the page asks for confirmation in between).
+pub async fn revoke_own_token(
+    app: &AppState,
+    session: &SessionUser,
+    token: &PersonalAccessToken,
+    via: &'static str,
+) -> Result<(), SelfServiceError> {
     app.store
         .delete_personal_access_token(&session.org.id, &token.id)
         .await?;

@@ -572,7 +572,7 @@ pub async fn revoke(
         };
         return page(StatusCode::OK, views::confirm_revoke(&viewer, &token));
     }
-    match tokens::delete_own_token(&shared.app, &b.session, &token.id, "page").await {
+    match tokens::revoke_own_token(&shared.app, &b.session, &token, "page").await {
         Ok(()) => see_other("/webapp/?notice=revoked"),
         Err(e) => internal(format!("{e:?}")),
     }
