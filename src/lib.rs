@@ -39,6 +39,7 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod ids;
+pub mod model;
 pub mod ops;
 pub mod pagination;
 pub mod private_files;

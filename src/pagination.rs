@@ -153,23 +153,34 @@ impl TokenSealer {
     }
 }
 
-/// The result of fetching `limit + 1` rows: at most `limit` items, and whether more exist after them.
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_more: bool,
-}
-
-impl<T> Page<T> {
-    /// Splits `limit + 1` fetched rows into a page; the extra row only says that another page exists, so the last
-    /// page never carries a NextToken and no page with a NextToken is empty.
-    pub fn from_rows(mut rows: Vec<T>, limit: usize) -> Self {
-        let has_more = rows.len() > limit;
-        rows.truncate(limit);
-        Self {
-            items: rows,
-            has_more,
-        }
-    }
+/// One page of a list operation, the only place NextTokens are opened and sealed: opens the caller's NextToken
+/// against `scope`, fetches `limit + 1` rows after its cursor, and, when the extra row exists, seals the cursor of
+/// the page's last item. The extra row only says that another page exists, so the last page never carries a
+/// NextToken and no page with a NextToken is empty.
+pub async fn page<T, Fetch, Rows>(
+    sealer: &TokenSealer,
+    scope: &TokenScope<'_>,
+    now_ms: Millis,
+    next_token: Option<&str>,
+    limit: usize,
+    cursor_of: impl Fn(&T) -> Cursor,
+    fetch: Fetch,
+) -> Result<(Vec<T>, Option<String>), ServiceError>
+where
+    Fetch: FnOnce(Option<Cursor>, usize) -> Rows,
+    Rows: Future<Output = Result<Vec<T>, ServiceError>>,
+{
+    let after = next_token
+        .map(|t| sealer.open(scope, t, now_ms))
+        .transpose()?;
+    let mut rows = fetch(after, limit + 1).await?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = match rows.last() {
+        Some(last) if has_more => Some(sealer.seal(scope, &cursor_of(last), now_ms)),
+        _ => None,
+    };
+    Ok((rows, next))
 }
 
 #[cfg(test)]
@@ -243,13 +254,65 @@ mod tests {
         assert!(!raw.windows(needle.len()).any(|w| w == needle.as_slice()));
     }
 
-    #[test]
-    fn pages_split_the_extra_row_off() {
-        let p = Page::from_rows(vec![1, 2, 3], 2);
-        assert_eq!(p.items, vec![1, 2]);
-        assert!(p.has_more);
-        let p = Page::from_rows(vec![1, 2], 2);
-        assert!(!p.has_more);
+    /// Walks `rows` (sorted by id) through `page` as a list operation does.
+    async fn walk(sealer: &TokenSealer, rows: &[i64], limit: usize) -> Vec<Vec<i64>> {
+        let cursor_of = |n: &i64| Cursor {
+            created_ms: *n,
+            id: n.to_string(),
+        };
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (items, next) = page(
+                sealer,
+                &scope("m-1", ""),
+                1000,
+                token.as_deref(),
+                limit,
+                cursor_of,
+                |after: Option<Cursor>, n| async move {
+                    let from = after.map_or(i64::MIN, |c| c.created_ms);
+                    Ok(rows.iter().copied().filter(|r| *r > from).take(n).collect())
+                },
+            )
+            .await
+            .unwrap();
+            pages.push(items);
+            match next {
+                Some(t) => token = Some(t),
+                None => return pages,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_split_the_extra_row_off_and_never_end_empty() {
+        let sealer = TokenSealer::new(&Key32::random());
+        assert_eq!(
+            walk(&sealer, &[1, 2, 3, 4, 5], 2).await,
+            vec![vec![1, 2], vec![3, 4], vec![5]]
+        );
+        // An exact multiple of the page size: the last full page carries no NextToken.
+        assert_eq!(walk(&sealer, &[1, 2, 3, 4], 2).await, vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(walk(&sealer, &[], 2).await, vec![Vec::<i64>::new()]);
+    }
+
+    #[tokio::test]
+    async fn a_token_of_another_scope_is_refused_before_fetching() {
+        let sealer = TokenSealer::new(&Key32::random());
+        let foreign = sealer.seal(&scope("m-2", ""), &cursor(), 1000);
+        let e = page(
+            &sealer,
+            &scope("m-1", ""),
+            1000,
+            Some(&foreign),
+            10,
+            |n: &i64| Cursor { created_ms: *n, id: String::new() },
+            |_, _| async { panic!("fetched with a foreign token") },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.message, INVALID_TOKEN_MESSAGE);
     }
 
     proptest! {

@@ -292,12 +292,12 @@ async fn seed_token(
     user: &User,
     t: &SeedToken,
 ) -> Result<Option<SeededToken>, String> {
-    validate::safe_text(&t.name, "tokens.name", 1, 64).map_err(|e| e.message.to_string())?;
+    validate::safe_text(&t.name, "tokens.name", 1, 64).map_err(|e| e.to_string())?;
     let scopes = t
         .scopes
         .clone()
         .unwrap_or_else(|| app.settings.default_scopes.clone());
-    validate::scopes(&scopes, "tokens.scopes").map_err(|e| e.message.to_string())?;
+    validate::scopes(&scopes, "tokens.scopes").map_err(|e| e.to_string())?;
     let (secret, generated) = match &t.secret {
         Some(text) => (
             PatSecret::check(text).map_err(|e| {
@@ -637,7 +637,7 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
             id: last.id.clone(),
         });
         for t in &page {
-            tokens.push(serde_json::to_value(ops::PatSummary::from(t)).map_err(|e| e.to_string())?);
+            tokens.push(serde_json::to_value(crate::model::PatSummary::from(t)).map_err(|e| e.to_string())?);
         }
     }
     Ok(serde_json::json!({

@@ -267,9 +267,9 @@ pub async fn create_token(
     scopes: Option<Vec<String>>,
 ) -> Result<CreatedToken, SelfServiceError> {
     validate::safe_text(name, "Name", 1, 64)
-        .map_err(|e| SelfServiceError::Invalid(e.message.into()))?;
+        .map_err(|e| SelfServiceError::Invalid(e.to_string()))?;
     let scopes = scopes.unwrap_or_else(|| app.settings.default_scopes.clone());
-    validate::scopes(&scopes, "Scopes").map_err(|e| SelfServiceError::Invalid(e.message.into()))?;
+    validate::scopes(&scopes, "Scopes").map_err(|e| SelfServiceError::Invalid(e.to_string()))?;
     let mut unique = Vec::with_capacity(scopes.len());
     for s in scopes {
         if !unique.contains(&s) {

@@ -590,7 +590,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         ..Settings::default()
     };
     crate::ops::validate::scopes(&settings.default_scopes, "--default-scopes")
-        .map_err(|e| e.message.to_string())?;
+        .map_err(|e| e.to_string())?;
     if args.verifier_key_file.is_none()
         && args.trusted_proxies.is_empty()
         && !args.listen.ip().is_loopback()

@@ -4,33 +4,33 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Ctx, Reply, encode, store_error, validate};
+use super::{Ctx, store_error, validate};
 use crate::domain::{Organization, org_state};
 use crate::error::{ErrorCode, ServiceError};
 use crate::store::{Conflict, Idempotency, Idempotent, StoreError};
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Domain {
-    domain_name: Option<String>,
-    hosted_zone_id: Option<String>,
+    pub domain_name: Option<String>,
+    pub hosted_zone_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    alias: Option<String>,
-    directory_id: Option<String>,
-    client_token: Option<String>,
-    domains: Option<Vec<Domain>>,
-    kms_key_arn: Option<String>,
-    enable_interoperability: Option<bool>,
+    pub alias: Option<String>,
+    pub directory_id: Option<String>,
+    pub client_token: Option<String>,
+    pub domains: Option<Vec<Domain>>,
+    pub kms_key_arn: Option<String>,
+    pub enable_interoperability: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    organization_id: &'a str,
+pub struct Output {
+    pub organization_id: String,
 }
 
 /// The parameters a ClientToken is bound to, in a fixed order.
@@ -43,7 +43,7 @@ struct Fingerprint<'a> {
     enable_interoperability: bool,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let alias = validate::alias(&input.alias)?;
     if let Some(d) = &input.directory_id {
         validate::directory_id(d)?;
@@ -153,11 +153,11 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
     }
     let org_id = org.id.clone();
     match outcome {
-        Ok(Idempotent::Done) => encode(&Output {
-            organization_id: &org_id,
+        Ok(Idempotent::Done) => Ok(Output {
+            organization_id: org_id,
         }),
-        Ok(Idempotent::Replay(previous)) => encode(&Output {
-            organization_id: &previous,
+        Ok(Idempotent::Replay(previous)) => Ok(Output {
+            organization_id: previous,
         }),
         Ok(Idempotent::Mismatch) => Err(ServiceError::invalid_parameter(
             "The ClientToken was already used with different parameters",

@@ -3,28 +3,28 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Reply, active_org, encode, user_conflict, validate};
-use crate::domain::{User, UserProfile, UserState, is_reserved_user_name, password_is_strong};
+use super::{Ctx, active_org, user_conflict, validate};
+use crate::domain::{User, UserProfile, UserState};
 use crate::error::{ErrorCode, ServiceError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    name: Option<String>,
-    display_name: Option<String>,
-    password: Option<String>,
-    role: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    hidden_from_global_address_list: Option<bool>,
-    identity_provider_user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+    pub role: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub hidden_from_global_address_list: Option<bool>,
+    pub identity_provider_user_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    user_id: &'a str,
+pub struct Output {
+    pub user_id: String,
 }
 
 /// Roles a caller may set (SYSTEM_USER and RESOURCE are in the enum but may not be passed).
@@ -61,18 +61,7 @@ pub async fn hash_password(password: String) -> Result<String, ServiceError> {
     .map_err(ServiceError::internal)
 }
 
-pub fn check_password_strength(password: &str) -> Result<(), ServiceError> {
-    if password_is_strong(password) {
-        Ok(())
-    } else {
-        Err(ServiceError::new(
-            ErrorCode::InvalidPasswordException,
-            "The password must be at least 8 characters long and contain 3 of: upper case, lower case, digits, symbols",
-        ))
-    }
-}
-
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let name = validate::user_name(&input.name)?;
     let display_name = validate::required(&input.display_name, "DisplayName")?;
@@ -88,15 +77,10 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
     }
 
     active_org(ctx, org_id).await?;
-    if is_reserved_user_name(name) {
-        return Err(ServiceError::new(
-            ErrorCode::ReservedNameException,
-            format!("User name {name} is reserved"),
-        ));
-    }
+    validate::unreserved_user_name(name)?;
     let password_hash = match &input.password {
         Some(p) => {
-            check_password_strength(p)?;
+            validate::strong_password(p)?;
             Some(hash_password(p.clone()).await?)
         }
         None => None,
@@ -139,5 +123,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         outcome = ctx.app.store.create_user(user.clone()).await;
     }
     outcome.map_err(|e| user_conflict(e, name))?;
-    encode(&Output { user_id: &user.id })
+    Ok(Output { user_id: user.id })
 }

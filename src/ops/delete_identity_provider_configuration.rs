@@ -3,15 +3,18 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Reply, active_org, empty, store_error, validate};
+use crate::error::ServiceError;
+use super::{Ctx, active_org, Empty, store_error, validate};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
+    pub organization_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub type Output = Empty;
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     active_org(ctx, org_id).await?;
     ctx.app
@@ -19,5 +22,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         .delete_identity_provider_configuration(org_id)
         .await
         .map_err(store_error)?;
-    empty()
+    Ok(Empty {})
 }

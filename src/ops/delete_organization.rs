@@ -5,31 +5,31 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Ctx, Reply, encode, store_error, validate, visible_org};
+use super::{Ctx, store_error, validate, visible_org};
 use crate::domain::org_state;
 use crate::error::{ErrorCode, ServiceError};
 use crate::store::Idempotency;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    client_token: Option<String>,
-    organization_id: Option<String>,
-    delete_directory: Option<bool>,
-    force_delete: Option<bool>,
-    delete_identity_center_application: Option<bool>,
+    pub client_token: Option<String>,
+    pub organization_id: Option<String>,
+    pub delete_directory: Option<bool>,
+    pub force_delete: Option<bool>,
+    pub delete_identity_center_application: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    organization_id: &'a str,
-    state: &'a str,
+pub struct Output {
+    pub organization_id: String,
+    pub state: String,
 }
 
 const OPERATION: &str = "DeleteOrganization";
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let client_token = validate::client_token(&input.client_token)?;
     let org_id = validate::organization_id(&input.organization_id)?;
     let delete_directory = *validate::required(&input.delete_directory, "DeleteDirectory")?;
@@ -53,9 +53,9 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
                 "The ClientToken was already used with different parameters",
             ));
         }
-        return encode(&Output {
-            organization_id: org_id,
-            state: &previous.result,
+        return Ok(Output {
+            organization_id: org_id.to_string(),
+            state: previous.result,
         });
     }
 
@@ -102,8 +102,8 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
             .await
             .map_err(store_error)?;
     }
-    encode(&Output {
-        organization_id: org_id,
-        state: &answered,
+    Ok(Output {
+        organization_id: org_id.to_string(),
+        state: answered,
     })
 }

@@ -3,16 +3,19 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Reply, active_org, empty, store_error, validate};
+use crate::error::ServiceError;
+use super::{Ctx, active_org, Empty, store_error, validate};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    personal_access_token_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub personal_access_token_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub type Output = Empty;
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let id = validate::personal_access_token_id(&input.personal_access_token_id)?;
     active_org(ctx, org_id).await?;
@@ -29,5 +32,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
             token_id = id
         );
     }
-    empty()
+    Ok(Empty {})
 }

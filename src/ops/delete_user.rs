@@ -3,24 +3,26 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Reply, active_org, empty, resolve_user, store_error, validate};
+use super::{Ctx, active_org, Empty, resolve_user, store_error, validate};
 use crate::domain::UserState;
 use crate::error::{ErrorCode, ServiceError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub type Output = Empty;
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let ident = validate::entity_identifier(&input.user_id, "UserId")?;
     active_org(ctx, org_id).await?;
     let user = resolve_user(ctx, org_id, ident).await?;
     match user.state {
-        UserState::Deleted => empty(),
+        UserState::Deleted => Ok(Empty {}),
         UserState::Enabled => Err(ServiceError::new(
             ErrorCode::EntityStateException,
             format!(
@@ -34,7 +36,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
                 .delete_user(&user.id, ctx.app.clock.now_ms())
                 .await
                 .map_err(store_error)?;
-            empty()
+            Ok(Empty {})
         }
     }
 }

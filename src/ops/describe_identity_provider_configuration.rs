@@ -2,38 +2,38 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Reply, active_org, encode, store_error, validate};
+use super::{Ctx, active_org, store_error, validate};
 use crate::error::{ErrorCode, ServiceError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
+    pub organization_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct IdentityCenter<'a> {
-    instance_arn: &'a str,
-    application_arn: &'a str,
+pub struct IdentityCenter {
+    pub instance_arn: String,
+    pub application_arn: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct PatConfiguration<'a> {
-    status: &'a str,
-    lifetime_in_days: i64,
+pub struct PatConfiguration {
+    pub status: &'static str,
+    pub lifetime_in_days: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    authentication_mode: &'a str,
-    identity_center_configuration: IdentityCenter<'a>,
-    personal_access_token_configuration: PatConfiguration<'a>,
+pub struct Output {
+    pub authentication_mode: String,
+    pub identity_center_configuration: IdentityCenter,
+    pub personal_access_token_configuration: PatConfiguration,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     active_org(ctx, org_id).await?;
     let c = ctx
@@ -48,11 +48,11 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
                 format!("No identity provider configuration exists for organization {org_id}"),
             )
         })?;
-    encode(&Output {
-        authentication_mode: &c.authentication_mode,
+    Ok(Output {
+        authentication_mode: c.authentication_mode,
         identity_center_configuration: IdentityCenter {
-            instance_arn: &c.instance_arn,
-            application_arn: &c.application_arn,
+            instance_arn: c.instance_arn,
+            application_arn: c.application_arn,
         },
         personal_access_token_configuration: PatConfiguration {
             status: c.pat_status.as_str(),

@@ -2,43 +2,45 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Reply, encode, validate, visible_org};
+use super::{Ctx, validate, visible_org};
+use crate::error::ServiceError;
 use crate::domain::EpochSeconds;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
+    pub organization_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    organization_id: &'a str,
-    alias: &'a str,
-    state: &'a str,
-    directory_id: &'a str,
-    directory_type: &'a str,
-    default_mail_domain: &'a str,
+pub struct Output {
+    pub organization_id: String,
+    pub alias: String,
+    pub state: String,
+    pub directory_id: String,
+    pub directory_type: String,
+    pub default_mail_domain: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    completed_date: Option<EpochSeconds>,
+    pub completed_date: Option<EpochSeconds>,
     #[serde(rename = "ARN")]
-    arn: String,
-    interoperability_enabled: bool,
+    pub arn: String,
+    pub interoperability_enabled: bool,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let org = visible_org(ctx, org_id).await?;
-    encode(&Output {
-        organization_id: &org.id,
-        alias: &org.alias,
-        state: &org.state,
-        directory_id: &org.directory_id,
-        directory_type: &org.directory_type,
-        default_mail_domain: &org.default_mail_domain,
+    let arn = org.arn();
+    Ok(Output {
+        organization_id: org.id,
+        alias: org.alias,
+        state: org.state,
+        directory_id: org.directory_id,
+        directory_type: org.directory_type,
+        default_mail_domain: org.default_mail_domain,
         completed_date: org.completed_ms.map(EpochSeconds),
-        arn: org.arn(),
+        arn,
         interoperability_enabled: org.interoperability_enabled,
     })
 }

@@ -3,17 +3,21 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, PatSummary, Reply, active_org, encode, store_error, validate};
+use super::{Ctx, active_org, store_error, validate};
 use crate::error::{ErrorCode, ServiceError};
+use crate::model::TokenSummary;
 
-#[derive(Deserialize)]
+/// The token's seven summary members, at the top level of the answer.
+pub type Output = TokenSummary;
+
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    personal_access_token_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub personal_access_token_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let id = validate::personal_access_token_id(&input.personal_access_token_id)?;
     active_org(ctx, org_id).await?;
@@ -29,5 +33,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
                 format!("Personal access token {id} does not exist"),
             )
         })?;
-    encode(&PatSummary::from(&token))
+    Ok(TokenSummary(token))
 }

@@ -2,35 +2,36 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Reply, encode, store_error, validate};
+use super::{Ctx, store_error, validate};
 use crate::domain::Cursor;
-use crate::pagination::{Page, TokenScope};
+use crate::error::ServiceError;
+use crate::pagination::{TokenScope, page};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    next_token: Option<String>,
-    max_results: Option<i64>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Summary<'a> {
-    organization_id: &'a str,
-    alias: &'a str,
-    default_mail_domain: &'a str,
-    state: &'a str,
+pub struct Summary {
+    pub organization_id: String,
+    pub alias: String,
+    pub default_mail_domain: String,
+    pub state: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    organization_summaries: Vec<Summary<'a>>,
+pub struct Output {
+    pub organization_summaries: Vec<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
+    pub next_token: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let limit = validate::max_results(input.max_results)?;
     let token = validate::next_token(&input.next_token)?;
     let scope = TokenScope {
@@ -40,37 +41,33 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         organization: "",
         filter: "",
     };
-    let now = ctx.app.clock.now_ms();
-    let after = token
-        .map(|t| ctx.app.sealer.open(&scope, t, now))
-        .transpose()?;
-    let rows = ctx
-        .app
-        .store
-        .list_organizations(&ctx.partition, after, limit + 1)
-        .await
-        .map_err(store_error)?;
-    let page = Page::from_rows(rows, limit);
-    let next_token = match (page.has_more, page.items.last()) {
-        (true, Some(last)) => Some(ctx.app.sealer.seal(
-            &scope,
-            &Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            },
-            now,
-        )),
-        _ => None,
-    };
-    encode(&Output {
-        organization_summaries: page
-            .items
-            .iter()
+    let (rows, next_token) = page(
+        &ctx.app.sealer,
+        &scope,
+        ctx.app.clock.now_ms(),
+        token,
+        limit,
+        |o: &crate::domain::Organization| Cursor {
+            created_ms: o.created_ms,
+            id: o.id.clone(),
+        },
+        |after, n| async move {
+            ctx.app
+                .store
+                .list_organizations(&ctx.partition, after, n)
+                .await
+                .map_err(store_error)
+        },
+    )
+    .await?;
+    Ok(Output {
+        organization_summaries: rows
+            .into_iter()
             .map(|o| Summary {
-                organization_id: &o.id,
-                alias: &o.alias,
-                default_mail_domain: &o.default_mail_domain,
-                state: &o.state,
+                organization_id: o.id,
+                alias: o.alias,
+                default_mail_domain: o.default_mail_domain,
+                state: o.state,
             })
             .collect(),
         next_token,

@@ -5,28 +5,30 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, PatSummary, Reply, active_org, encode, resolve_live_user, store_error, validate};
+use super::{Ctx, active_org, resolve_live_user, store_error, validate};
 use crate::domain::Cursor;
-use crate::pagination::{Page, TokenScope};
+use crate::error::ServiceError;
+use crate::model::TokenSummary;
+use crate::pagination::{TokenScope, page};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    user_id: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    personal_access_token_summaries: Vec<PatSummary<'a>>,
+pub struct Output {
+    pub personal_access_token_summaries: Vec<TokenSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
+    pub next_token: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let user_ident = match &input.user_id {
         Some(_) => Some(validate::entity_identifier(&input.user_id, "UserId")?),
@@ -48,30 +50,28 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         organization: org_id,
         filter: user_id.as_deref().unwrap_or(""),
     };
-    let now = ctx.app.clock.now_ms();
-    let after = token
-        .map(|t| ctx.app.sealer.open(&scope, t, now))
-        .transpose()?;
-    let rows = ctx
-        .app
-        .store
-        .list_personal_access_tokens(org_id, user_id.as_deref(), after, limit + 1)
-        .await
-        .map_err(store_error)?;
-    let page = Page::from_rows(rows, limit);
-    let next_token = match (page.has_more, page.items.last()) {
-        (true, Some(last)) => Some(ctx.app.sealer.seal(
-            &scope,
-            &Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            },
-            now,
-        )),
-        _ => None,
-    };
-    encode(&Output {
-        personal_access_token_summaries: page.items.iter().map(PatSummary::from).collect(),
+    let user_filter = user_id.as_deref();
+    let (rows, next_token) = page(
+        &ctx.app.sealer,
+        &scope,
+        ctx.app.clock.now_ms(),
+        token,
+        limit,
+        |t: &crate::domain::PersonalAccessToken| Cursor {
+            created_ms: t.created_ms,
+            id: t.id.clone(),
+        },
+        |after, n| async move {
+            ctx.app
+                .store
+                .list_personal_access_tokens(org_id, user_filter, after, n)
+                .await
+                .map_err(store_error)
+        },
+    )
+    .await?;
+    Ok(Output {
+        personal_access_token_summaries: rows.into_iter().map(TokenSummary).collect(),
         next_token,
     })
 }

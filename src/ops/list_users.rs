@@ -3,54 +3,54 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Reply, active_org, encode, store_error, validate};
+use super::{Ctx, active_org, store_error, validate};
 use crate::domain::{Cursor, EpochSeconds, UserFilter, UserState};
 use crate::error::ServiceError;
-use crate::pagination::{Page, TokenScope};
+use crate::pagination::{TokenScope, page};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Filters {
-    username_prefix: Option<String>,
-    display_name_prefix: Option<String>,
-    primary_email_prefix: Option<String>,
-    state: Option<String>,
-    identity_provider_user_id_prefix: Option<String>,
+    pub username_prefix: Option<String>,
+    pub display_name_prefix: Option<String>,
+    pub primary_email_prefix: Option<String>,
+    pub state: Option<String>,
+    pub identity_provider_user_id_prefix: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    next_token: Option<String>,
-    max_results: Option<i64>,
-    filters: Option<Filters>,
+    pub organization_id: Option<String>,
+    pub next_token: Option<String>,
+    pub max_results: Option<i64>,
+    pub filters: Option<Filters>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Summary<'a> {
-    id: &'a str,
+pub struct Summary {
+    pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
-    name: &'a str,
-    display_name: &'a str,
-    state: &'a str,
-    user_role: &'a str,
+    pub email: Option<String>,
+    pub name: String,
+    pub display_name: String,
+    pub state: &'static str,
+    pub user_role: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    enabled_date: Option<EpochSeconds>,
+    pub enabled_date: Option<EpochSeconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_date: Option<EpochSeconds>,
+    pub disabled_date: Option<EpochSeconds>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    identity_provider_user_id: Option<&'a str>,
+    pub identity_provider_user_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "PascalCase")]
-struct Output<'a> {
-    users: Vec<Summary<'a>>,
+pub struct Output {
+    pub users: Vec<Summary>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
+    pub next_token: Option<String>,
 }
 
 fn parse_filter(filters: Option<&Filters>) -> Result<UserFilter, ServiceError> {
@@ -94,7 +94,7 @@ fn parse_filter(filters: Option<&Filters>) -> Result<UserFilter, ServiceError> {
     }
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let limit = validate::max_results(input.max_results)?;
     let token = validate::next_token(&input.next_token)?;
@@ -108,42 +108,38 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         organization: org_id,
         filter: &canonical,
     };
-    let now = ctx.app.clock.now_ms();
-    let after = token
-        .map(|t| ctx.app.sealer.open(&scope, t, now))
-        .transpose()?;
-    let rows = ctx
-        .app
-        .store
-        .list_users(org_id, &filter, after, limit + 1)
-        .await
-        .map_err(store_error)?;
-    let page = Page::from_rows(rows, limit);
-    let next_token = match (page.has_more, page.items.last()) {
-        (true, Some(last)) => Some(ctx.app.sealer.seal(
-            &scope,
-            &Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            },
-            now,
-        )),
-        _ => None,
-    };
-    encode(&Output {
-        users: page
-            .items
-            .iter()
+    let (rows, next_token) = page(
+        &ctx.app.sealer,
+        &scope,
+        ctx.app.clock.now_ms(),
+        token,
+        limit,
+        |u: &crate::domain::User| Cursor {
+            created_ms: u.created_ms,
+            id: u.id.clone(),
+        },
+        |after, n| async move {
+            ctx.app
+                .store
+                .list_users(org_id, &filter, after, n)
+                .await
+                .map_err(store_error)
+        },
+    )
+    .await?;
+    Ok(Output {
+        users: rows
+            .into_iter()
             .map(|u| Summary {
-                id: &u.id,
-                email: u.email.as_deref(),
-                name: &u.name,
-                display_name: &u.profile.display_name,
+                id: u.id,
+                email: u.email,
+                name: u.name,
+                display_name: u.profile.display_name,
                 state: u.state.as_str(),
-                user_role: &u.role,
+                user_role: u.role,
                 enabled_date: u.enabled_ms.map(EpochSeconds),
                 disabled_date: u.disabled_ms.map(EpochSeconds),
-                identity_provider_user_id: u.identity_provider_user_id.as_deref(),
+                identity_provider_user_id: u.identity_provider_user_id,
             })
             .collect(),
         next_token,

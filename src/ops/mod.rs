@@ -1,36 +1,38 @@
-//! The WorkMail operations: one file per operation, each `decode → validate → act → encode`.
-//!
-//! Operations see only validated input, a [`Ctx`] (the caller's partition and the application state) and return
-//! either the response body or a [`ServiceError`]. They never touch HTTP; `protocol` turns both into responses.
+//! The WorkMail operations: one file per operation, each with its wire `Input`, its typed `Output` and
+//! `handle(ctx, Input) -> Result<Output, ServiceError>` (validate → act). [`dispatch`] decodes a JSON body into the
+//! operation's input and serialises its output: the only place operations meet bytes. Operations never touch
+//! HTTP; `protocol` turns bodies and errors into responses, and `seed` calls `handle` directly with typed inputs.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{EpochSeconds, Organization, Partition, PersonalAccessToken, User, UserState};
+use crate::domain::{Organization, Partition, User, UserState};
 use crate::error::{ErrorCode, ServiceError};
+use crate::model::{ConstraintError, Kind};
 use crate::state::AppState;
 use crate::store::{Conflict, StoreError};
 
-pub mod validate;
+/// The model's constraints, under the name operations use; their errors become AWS errors through `From`.
+pub use crate::model::constraints as validate;
 
-mod create_organization;
-mod create_user;
-mod delete_identity_provider_configuration;
-mod delete_organization;
-mod delete_personal_access_token;
-mod delete_user;
-mod deregister_from_work_mail;
-mod describe_identity_provider_configuration;
-mod describe_organization;
-mod describe_user;
-mod get_personal_access_token_metadata;
-mod list_organizations;
-mod list_personal_access_tokens;
-mod list_users;
-mod put_identity_provider_configuration;
-mod register_to_work_mail;
-mod reset_password;
-mod update_user;
+pub mod create_organization;
+pub mod create_user;
+pub mod delete_identity_provider_configuration;
+pub mod delete_organization;
+pub mod delete_personal_access_token;
+pub mod delete_user;
+pub mod deregister_from_work_mail;
+pub mod describe_identity_provider_configuration;
+pub mod describe_organization;
+pub mod describe_user;
+pub mod get_personal_access_token_metadata;
+pub mod list_organizations;
+pub mod list_personal_access_tokens;
+pub mod list_users;
+pub mod put_identity_provider_configuration;
+pub mod register_to_work_mail;
+pub mod reset_password;
+pub mod update_user;
 
 /// What an operation runs with.
 pub struct Ctx<'a> {
@@ -40,6 +42,10 @@ pub struct Ctx<'a> {
 
 /// A successful response body (JSON).
 pub type Reply = Result<Vec<u8>, ServiceError>;
+
+/// The output of an operation without output members: `{}`.
+#[derive(Serialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Empty {}
 
 macro_rules! operations {
     ($($name:ident => $module:ident),+ $(,)?) => {
@@ -59,9 +65,9 @@ macro_rules! operations {
             }
         }
 
-        /// Runs one operation on a raw JSON body.
+        /// Runs one operation on a raw JSON body: decode the input, handle it, encode the output.
         pub async fn dispatch(op: Operation, ctx: &Ctx<'_>, body: &[u8]) -> Reply {
-            match op { $(Operation::$name => $module::handle(ctx, decode(body)?).await),+ }
+            match op { $(Operation::$name => encode(&$module::handle(ctx, decode(body)?).await?)),+ }
         }
     };
 }
@@ -128,9 +134,17 @@ pub fn encode<T: Serialize>(output: &T) -> Reply {
     serde_json::to_vec(output).map_err(ServiceError::internal)
 }
 
-/// The body of an operation without output members.
-pub fn empty() -> Reply {
-    Ok(b"{}".to_vec())
+/// A value that breaks the model's rules, as AWS reports it: `InvalidParameterException` naming the member (never
+/// its value), `InvalidPasswordException` for a weak password, `ReservedNameException` for a reserved name.
+impl From<ConstraintError> for ServiceError {
+    fn from(e: ConstraintError) -> Self {
+        match e.kind {
+            Kind::Invalid => ServiceError::invalid_parameter(format!("1 validation error detected: {e}")),
+            Kind::NextToken => ServiceError::invalid_parameter(e.rule),
+            Kind::WeakPassword => ServiceError::new(ErrorCode::InvalidPasswordException, e.rule),
+            Kind::Reserved => ServiceError::new(ErrorCode::ReservedNameException, e.rule),
+        }
+    }
 }
 
 /// Maps a store failure: conflicts the caller must name explicitly are handled before this; anything else is an
@@ -222,34 +236,6 @@ pub fn user_conflict(e: StoreError, name: &str) -> ServiceError {
             "The email address is already in use",
         ),
         other => store_error(other),
-    }
-}
-
-/// `PersonalAccessTokenSummary` / GetPersonalAccessTokenMetadata output: the same seven members.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PatSummary<'a> {
-    pub personal_access_token_id: &'a str,
-    pub user_id: &'a str,
-    pub name: &'a str,
-    pub date_created: EpochSeconds,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date_last_used: Option<EpochSeconds>,
-    pub expires_time: EpochSeconds,
-    pub scopes: &'a [String],
-}
-
-impl<'a> From<&'a PersonalAccessToken> for PatSummary<'a> {
-    fn from(t: &'a PersonalAccessToken) -> Self {
-        PatSummary {
-            personal_access_token_id: &t.id,
-            user_id: &t.user_id,
-            name: &t.name,
-            date_created: EpochSeconds(t.created_ms),
-            date_last_used: t.last_used_ms.map(EpochSeconds),
-            expires_time: EpochSeconds(t.expires_ms),
-            scopes: &t.scopes,
-        }
     }
 }
 

@@ -3,36 +3,39 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Reply, active_org, empty, store_error, validate};
+use crate::error::ServiceError;
+use super::{Ctx, active_org, Empty, store_error, validate};
 use crate::domain::{IdentityProviderConfiguration, PatStatus};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct IdentityCenterConfiguration {
     pub instance_arn: Option<String>,
     pub application_arn: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct PersonalAccessTokenConfiguration {
     pub status: Option<String>,
     pub lifetime_in_days: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    authentication_mode: Option<String>,
-    identity_center_configuration: Option<IdentityCenterConfiguration>,
-    personal_access_token_configuration: Option<PersonalAccessTokenConfiguration>,
+    pub organization_id: Option<String>,
+    pub authentication_mode: Option<String>,
+    pub identity_center_configuration: Option<IdentityCenterConfiguration>,
+    pub personal_access_token_configuration: Option<PersonalAccessTokenConfiguration>,
 }
+
+pub type Output = Empty;
 
 /// `LifetimeInDays` when omitted (the admin guide's default).
 pub const DEFAULT_LIFETIME_DAYS: i64 = 365;
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let mode = validate::required(&input.authentication_mode, "AuthenticationMode")?;
     validate::one_of(
@@ -84,5 +87,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         )
         .await
         .map_err(store_error)?;
-    empty()
+    Ok(Empty {})
 }

@@ -2,19 +2,21 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, Reply, active_org, empty, resolve_user, user_conflict, user_deleted, validate};
+use super::{Ctx, active_org, Empty, resolve_user, user_conflict, user_deleted, validate};
 use crate::domain::UserState;
 use crate::error::{ErrorCode, ServiceError};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    entity_id: Option<String>,
-    email: Option<String>,
+    pub organization_id: Option<String>,
+    pub entity_id: Option<String>,
+    pub email: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub type Output = Empty;
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let ident = validate::entity_identifier(&input.entity_id, "EntityId")?;
     let email = validate::email(&input.email, "Email")?;
@@ -36,7 +38,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case(&email));
         return if same {
-            empty()
+            Ok(Empty {})
         } else {
             Err(ServiceError::new(
                 ErrorCode::EntityAlreadyRegisteredException,
@@ -49,5 +51,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         .register_user(&user.id, &email, ctx.app.clock.now_ms())
         .await
         .map_err(|e| user_conflict(e, &user.name))?;
-    empty()
+    Ok(Empty {})
 }

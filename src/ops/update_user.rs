@@ -3,33 +3,36 @@
 use serde::Deserialize;
 
 use super::create_user::check_role;
-use super::{Ctx, Reply, active_org, empty, resolve_live_user, store_error, validate};
+use crate::error::ServiceError;
+use super::{Ctx, active_org, Empty, resolve_live_user, store_error, validate};
 use crate::domain::UserUpdate;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
-    organization_id: Option<String>,
-    user_id: Option<String>,
-    role: Option<String>,
-    display_name: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    hidden_from_global_address_list: Option<bool>,
-    initials: Option<String>,
-    telephone: Option<String>,
-    street: Option<String>,
-    job_title: Option<String>,
-    city: Option<String>,
-    company: Option<String>,
-    zip_code: Option<String>,
-    department: Option<String>,
-    country: Option<String>,
-    office: Option<String>,
-    identity_provider_user_id: Option<String>,
+    pub organization_id: Option<String>,
+    pub user_id: Option<String>,
+    pub role: Option<String>,
+    pub display_name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub hidden_from_global_address_list: Option<bool>,
+    pub initials: Option<String>,
+    pub telephone: Option<String>,
+    pub street: Option<String>,
+    pub job_title: Option<String>,
+    pub city: Option<String>,
+    pub company: Option<String>,
+    pub zip_code: Option<String>,
+    pub department: Option<String>,
+    pub country: Option<String>,
+    pub office: Option<String>,
+    pub identity_provider_user_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub type Output = Empty;
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let ident = validate::entity_identifier(&input.user_id, "UserId")?;
     check_role(&input.role)?;
@@ -81,5 +84,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
         .update_user(&user.id, update)
         .await
         .map_err(store_error)?;
-    empty()
+    Ok(Empty {})
 }

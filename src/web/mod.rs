@@ -19,7 +19,7 @@ use crate::client::ClientAddr;
 use crate::context::Shared;
 use crate::context::{BodyError, read_body};
 use crate::domain::EpochSeconds;
-use crate::ops::PatSummary;
+use crate::model::{CreatedTokenOutput, PatSummary};
 use crate::redact;
 use crate::throttle::Limited;
 use crate::tokens::{self, Outcome, SelfServiceError, SessionUser};
@@ -371,31 +371,6 @@ struct CreateTokenInput {
     password: Option<String>,
 }
 
-/// The one-time answer to a token creation (also printed by `workmail-pat token create`).
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreatedTokenOutput<'a> {
-    pub personal_access_token_id: &'a str,
-    pub token: &'a str,
-    pub name: &'a str,
-    pub date_created: EpochSeconds,
-    pub expires_time: EpochSeconds,
-    pub scopes: &'a [String],
-}
-
-impl<'a> From<&'a tokens::CreatedToken> for CreatedTokenOutput<'a> {
-    fn from(c: &'a tokens::CreatedToken) -> Self {
-        CreatedTokenOutput {
-            personal_access_token_id: &c.token.id,
-            token: c.secret.expose(),
-            name: &c.token.name,
-            date_created: EpochSeconds(c.token.created_ms),
-            expires_time: EpochSeconds(c.token.expires_ms),
-            scopes: &c.token.scopes,
-        }
-    }
-}
-
 /// `POST /webapp/api/personal-access-tokens`
 pub async fn create_token(
     State(shared): State<Arc<Shared>>,
@@ -430,7 +405,7 @@ pub async fn create_token(
     .await?;
     Ok(json_response(
         StatusCode::CREATED,
-        &CreatedTokenOutput::from(&created),
+        &CreatedTokenOutput::new(&created.token, created.secret.expose()),
     ))
 }
 

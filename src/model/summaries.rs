@@ -1,0 +1,70 @@
+//! How a personal access token is shown: the seven members of `PersonalAccessTokenSummary` (also the output of
+//! GetPersonalAccessTokenMetadata and of the web page's list), and the one-time answer to a token creation.
+
+use serde::{Serialize, Serializer};
+
+use crate::domain::{EpochSeconds, PersonalAccessToken};
+
+/// `PersonalAccessTokenSummary`, borrowing the token it shows.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PatSummary<'a> {
+    pub personal_access_token_id: &'a str,
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub date_created: EpochSeconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_last_used: Option<EpochSeconds>,
+    pub expires_time: EpochSeconds,
+    pub scopes: &'a [String],
+}
+
+impl<'a> From<&'a PersonalAccessToken> for PatSummary<'a> {
+    fn from(t: &'a PersonalAccessToken) -> Self {
+        PatSummary {
+            personal_access_token_id: &t.id,
+            user_id: &t.user_id,
+            name: &t.name,
+            date_created: EpochSeconds(t.created_ms),
+            date_last_used: t.last_used_ms.map(EpochSeconds),
+            expires_time: EpochSeconds(t.expires_ms),
+            scopes: &t.scopes,
+        }
+    }
+}
+
+/// A token in an output: serialises as its [`PatSummary`] and owns the token, so an operation can return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary(pub PersonalAccessToken);
+
+impl Serialize for TokenSummary {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PatSummary::from(&self.0).serialize(serializer)
+    }
+}
+
+/// The one-time answer to a token creation (the web page's API and `workmail-pat token create`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreatedTokenOutput<'a> {
+    pub personal_access_token_id: &'a str,
+    pub token: &'a str,
+    pub name: &'a str,
+    pub date_created: EpochSeconds,
+    pub expires_time: EpochSeconds,
+    pub scopes: &'a [String],
+}
+
+impl<'a> CreatedTokenOutput<'a> {
+    /// The token and its secret, which is shown exactly once.
+    pub fn new(token: &'a PersonalAccessToken, secret: &'a str) -> Self {
+        CreatedTokenOutput {
+            personal_access_token_id: &token.id,
+            token: secret,
+            name: &token.name,
+            date_created: EpochSeconds(token.created_ms),
+            expires_time: EpochSeconds(token.expires_ms),
+            scopes: &token.scopes,
+        }
+    }
+}
