@@ -293,7 +293,10 @@ mod tests {
             vec![vec![1, 2], vec![3, 4], vec![5]]
         );
         // An exact multiple of the page size: the last full page carries no NextToken.
-        assert_eq!(walk(&sealer, &[1, 2, 3, 4], 2).await, vec![vec![1, 2], vec![3, 4]]);
+        assert_eq!(
+            walk(&sealer, &[1, 2, 3, 4], 2).await,
+            vec![vec![1, 2], vec![3, 4]]
+        );
         assert_eq!(walk(&sealer, &[], 2).await, vec![Vec::<i64>::new()]);
     }
 
@@ -307,7 +310,10 @@ mod tests {
             1000,
             Some(&foreign),
             10,
-            |n: &i64| Cursor { created_ms: *n, id: String::new() },
+            |n: &i64| Cursor {
+                created_ms: *n,
+                id: String::new(),
+            },
             |_, _| async { panic!("fetched with a foreign token") },
         )
         .await

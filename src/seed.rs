@@ -637,7 +637,10 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
             id: last.id.clone(),
         });
         for t in &page {
-            tokens.push(serde_json::to_value(crate::model::PatSummary::from(t)).map_err(|e| e.to_string())?);
+            tokens.push(
+                serde_json::to_value(crate::model::PatSummary::from(t))
+                    .map_err(|e| e.to_string())?,
+            );
         }
     }
     Ok(serde_json::json!({

@@ -30,8 +30,11 @@ pub async fn create(args: TokenCreateArgs) -> Result<(), String> {
             crate::tokens::SelfServiceError::Internal(e) => e.to_string(),
             other => format!("{other:?}"),
         })?;
-    let json = serde_json::to_string(&crate::model::CreatedTokenOutput::new(&created.token, created.secret.expose()))
-        .map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&crate::model::CreatedTokenOutput::new(
+        &created.token,
+        created.secret.expose(),
+    ))
+    .map_err(|e| e.to_string())?;
     println!("{json}");
     store.close().await.map_err(|e| e.to_string())?;
     Ok(())

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
+use super::{Ctx, Empty, active_org, store_error, validate};
 use crate::error::ServiceError;
-use super::{Ctx, active_org, Empty, store_error, validate};
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

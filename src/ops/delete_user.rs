@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, active_org, Empty, resolve_user, store_error, validate};
+use super::{Ctx, Empty, active_org, resolve_user, store_error, validate};
 use crate::domain::UserState;
 use crate::error::{ErrorCode, ServiceError};
 

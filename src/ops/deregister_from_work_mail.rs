@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::error::ServiceError;
-use super::{Ctx, active_org, Empty, resolve_user, store_error, user_deleted, validate};
+use super::{Ctx, Empty, active_org, resolve_user, store_error, user_deleted, validate};
 use crate::domain::UserState;
+use crate::error::ServiceError;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, validate, visible_org};
-use crate::error::ServiceError;
 use crate::domain::EpochSeconds;
+use crate::error::ServiceError;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

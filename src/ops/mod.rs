@@ -139,7 +139,9 @@ pub fn encode<T: Serialize>(output: &T) -> Reply {
 impl From<ConstraintError> for ServiceError {
     fn from(e: ConstraintError) -> Self {
         match e.kind {
-            Kind::Invalid => ServiceError::invalid_parameter(format!("1 validation error detected: {e}")),
+            Kind::Invalid => {
+                ServiceError::invalid_parameter(format!("1 validation error detected: {e}"))
+            }
             Kind::NextToken => ServiceError::invalid_parameter(e.rule),
             Kind::WeakPassword => ServiceError::new(ErrorCode::InvalidPasswordException, e.rule),
             Kind::Reserved => ServiceError::new(ErrorCode::ReservedNameException, e.rule),

@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::error::ServiceError;
-use super::{Ctx, active_org, Empty, store_error, validate};
+use super::{Ctx, Empty, active_org, store_error, validate};
 use crate::domain::{IdentityProviderConfiguration, PatStatus};
+use crate::error::ServiceError;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, active_org, Empty, resolve_user, user_conflict, user_deleted, validate};
+use super::{Ctx, Empty, active_org, resolve_user, user_conflict, user_deleted, validate};
 use crate::domain::UserState;
 use crate::error::{ErrorCode, ServiceError};
 

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 
 use super::create_user::hash_password;
+use super::{Ctx, Empty, active_org, resolve_live_user, store_error, validate};
 use crate::error::ServiceError;
-use super::{Ctx, active_org, Empty, resolve_live_user, store_error, validate};
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use super::create_user::check_role;
-use crate::error::ServiceError;
-use super::{Ctx, active_org, Empty, resolve_live_user, store_error, validate};
+use super::{Ctx, Empty, active_org, resolve_live_user, store_error, validate};
 use crate::domain::UserUpdate;
+use crate::error::ServiceError;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]

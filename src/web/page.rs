@@ -44,15 +44,66 @@ fn see_other(location: &'static str) -> Response {
     response
 }
 
-fn internal(detail: impl std::fmt::Display) -> Response {
-    tracing::error!(%detail, "internal error in web page");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        views::message(
-            "Something went wrong",
-            "An internal error occurred. Please try again.",
-        ),
-    )
+/// Why a page request ends before its page; each becomes its answer in `into_response` and nowhere else, so
+/// handlers use `?`.
+#[derive(Debug)]
+pub enum PageError {
+    /// Anything the user cannot fix (a store failure, a broken invariant): logged, a generic 500 page.
+    Internal(String),
+    /// A request the page cannot read (not a form, too large, unreadable).
+    BadRequest { status: StatusCode, text: String },
+    /// A cross-site post or a missing/stale CSRF token: nothing was changed.
+    Refused(&'static str),
+    /// No live session: back to the sign-in form.
+    SessionEnded,
+}
+
+impl PageError {
+    fn internal(detail: impl std::fmt::Display) -> Self {
+        PageError::Internal(detail.to_string())
+    }
+}
+
+impl From<SelfServiceError> for PageError {
+    fn from(e: SelfServiceError) -> Self {
+        match e {
+            SelfServiceError::SessionEnded => PageError::SessionEnded,
+            SelfServiceError::Internal(e) => PageError::internal(e),
+            other => PageError::internal(format!("{other:?}")),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        PageError::internal(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match self {
+            PageError::Internal(detail) => {
+                tracing::error!(%detail, "internal error in web page");
+                page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    views::message(
+                        "Something went wrong",
+                        "An internal error occurred. Please try again.",
+                    ),
+                )
+            }
+            PageError::BadRequest { status, text } => page(
+                status,
+                views::message("The request was not understood", &text),
+            ),
+            PageError::Refused(text) => page(
+                StatusCode::FORBIDDEN,
+                views::message("Request refused", text),
+            ),
+            PageError::SessionEnded => see_other("/webapp/?notice=expired"),
+        }
+    }
 }
 
 /// `GET /`: the people who open the server in a browser want the page (`POST /` stays the AWS API).
@@ -105,16 +156,13 @@ impl Browser {
     }
 }
 
-async fn browser(shared: &Shared, headers: &HeaderMap) -> Result<Option<Browser>, Response> {
+async fn browser(shared: &Shared, headers: &HeaderMap) -> Result<Option<Browser>, PageError> {
     let https = session::is_https(headers, shared.app.settings.secure_cookies);
     let Some(token) = session::cookie_session(headers, https) else {
         return Ok(None);
     };
-    match tokens::session_user(&shared.app, &token).await {
-        Ok(Some(session)) => Ok(Some(Browser { token, session })),
-        Ok(None) => Ok(None),
-        Err(e) => Err(internal(e)),
-    }
+    let session = tokens::session_user(&shared.app, &token).await?;
+    Ok(session.map(|session| Browser { token, session }))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -138,12 +186,11 @@ pub async fn index(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, PageError> {
     let notice = notice_text(&q);
-    match browser(&shared, &headers).await {
-        Err(r) => r,
-        Ok(None) => page(StatusCode::OK, views::sign_in(None, notice, "", "")),
-        Ok(Some(b)) => {
+    match browser(&shared, &headers).await? {
+        None => Ok(page(StatusCode::OK, views::sign_in(None, notice, "", ""))),
+        Some(b) => {
             dashboard(
                 &shared,
                 &b,
@@ -172,19 +219,15 @@ async fn dashboard(
     b: &Browser,
     status: StatusCode,
     x: DashExtras<'_>,
-) -> Response {
+) -> Result<Response, PageError> {
     let availability =
         match tokens::ensure_self_service(&shared.app, &b.session.org, &b.session.user).await {
             Ok(()) => Ok(()),
             Err(SelfServiceError::Forbidden(m)) => Err(m),
-            Err(SelfServiceError::Internal(e)) => return internal(e),
-            Err(other) => return internal(format!("{other:?}")),
+            Err(other) => return Err(other.into()),
         };
     let tokens = if availability.is_ok() {
-        match tokens::list_own_tokens(&shared.app, &b.session).await {
-            Ok(t) => t,
-            Err(e) => return internal(format!("{e:?}")),
-        }
+        tokens::list_own_tokens(&shared.app, &b.session).await?
     } else {
         Vec::new()
     };
@@ -216,7 +259,7 @@ async fn dashboard(
             shared.app.clock.now_ms(),
         ),
     };
-    page(status, views::dashboard(&view))
+    Ok(page(status, views::dashboard(&view)))
 }
 
 /// A parsed `application/x-www-form-urlencoded` body (repeated keys kept, for the scope checkboxes).
@@ -239,23 +282,12 @@ impl Form {
     }
 }
 
-fn bad_request(text: &str) -> Response {
-    page(
-        StatusCode::BAD_REQUEST,
-        views::message("The request was not understood", text),
-    )
-}
-
 /// Reads a bounded form body. Refuses cross-site posts and other content types with a clear page.
-async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form), Response> {
+async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form), PageError> {
     let (parts, body) = request.into_parts();
     if session::is_cross_site(&parts.headers) {
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            views::message(
-                "Request refused",
-                "This form was sent from another site. Open the page and try again.",
-            ),
+        return Err(PageError::Refused(
+            "This form was sent from another site. Open the page and try again.",
         ));
     }
     let is_form = parts
@@ -268,21 +300,19 @@ async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return Err(bad_request(
-            "Expected a form (application/x-www-form-urlencoded).",
-        ));
+        return Err(PageError::BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            text: "Expected a form (application/x-www-form-urlencoded).".to_string(),
+        });
     }
     let bytes = read_body(body, &parts.headers, shared.limits.max_body_bytes)
         .await
-        .map_err(|e| {
-            let status = match e {
+        .map_err(|e| PageError::BadRequest {
+            status: match e {
                 BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 BodyError::Unreadable => StatusCode::BAD_REQUEST,
-            };
-            page(
-                status,
-                views::message("The request was not understood", &e.message()),
-            )
+            },
+            text: e.message(),
         })?;
     let pairs = form_urlencoded::parse(&bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -295,32 +325,28 @@ async fn read_form(shared: &Shared, request: Request) -> Result<(HeaderMap, Form
 async fn authorized_form(
     shared: &Shared,
     request: Request,
-) -> Result<(HeaderMap, Form, Browser), Response> {
+) -> Result<(HeaderMap, Form, Browser), PageError> {
     let (headers, form) = read_form(shared, request).await?;
     let Some(b) = browser(shared, &headers).await? else {
-        return Err(see_other("/webapp/?notice=expired"));
+        return Err(PageError::SessionEnded);
     };
     if !session::csrf_ok(&shared.app.pepper, &b.token, form.get(CSRF_FIELD)) {
         tracing::warn!(event = "csrf_refused", organization_id = %b.session.org.id, user_id = %b.session.user.id);
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            views::message(
-                "Request refused",
-                "The form's security token is missing or out of date, so nothing was changed. Reload the page and \
-                 try again.",
-            ),
+        return Err(PageError::Refused(
+            "The form's security token is missing or out of date, so nothing was changed. Reload the page and try \
+             again.",
         ));
     }
     Ok((headers, form, b))
 }
 
 /// `POST /webapp/sign-in`
-pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+pub async fn sign_in(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, PageError> {
     let client = super::client_ip(&request);
-    let (headers, form) = match read_form(&shared, request).await {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let (headers, form) = read_form(&shared, request).await?;
     let org_id = form.get("organization_id").unwrap_or("").trim().to_string();
     let username = form.get("username").unwrap_or("").trim().to_string();
     let password = zeroize::Zeroizing::new(form.get("password").unwrap_or("").to_string());
@@ -338,21 +364,18 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
         )
     };
     if org_id.is_empty() || username.is_empty() || password.is_empty() {
-        return refuse(&org_id, &username);
+        return Ok(refuse(&org_id, &username));
     }
-    match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
+    let response = match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
         Ok(Outcome::Done(s)) => {
             tracing::info!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), user_id = %s.user_id, outcome = "success");
             let https = session::is_https(&headers, shared.app.settings.secure_cookies);
             let max_age = (s.expires_ms - shared.app.clock.now_ms()) / 1000;
             let mut response = see_other("/webapp/");
-            match session::set_cookie(&s.session_token, max_age, https) {
-                Some(c) => {
-                    response.headers_mut().append(header::SET_COOKIE, c);
-                    response
-                }
-                None => internal("session token is not a valid cookie value"),
-            }
+            let cookie = session::set_cookie(&s.session_token, max_age, https)
+                .ok_or_else(|| PageError::internal("session token is not a valid cookie value"))?;
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            response
         }
         Ok(Outcome::Refused) => {
             tracing::info!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), outcome = "failure");
@@ -385,19 +408,18 @@ pub async fn sign_in(State(shared): State<Arc<Shared>>, request: Request) -> Res
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
-        Err(e) => internal(e),
-    }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(response)
 }
 
 /// `POST /webapp/sign-out`: ends the session server-side and deletes the cookie.
-pub async fn sign_out(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let (headers, _form, b) = match authorized_form(&shared, request).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if let Err(e) = tokens::sign_out(&shared.app, &b.token).await {
-        return internal(e);
-    }
+pub async fn sign_out(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, PageError> {
+    let (headers, _form, b) = authorized_form(&shared, request).await?;
+    tokens::sign_out(&shared.app, &b.token).await?;
     let mut response = see_other("/webapp/?notice=signed-out");
     for c in session::clear_cookies(session::is_https(
         &headers,
@@ -405,17 +427,17 @@ pub async fn sign_out(State(shared): State<Arc<Shared>>, request: Request) -> Re
     )) {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
-    response
+    Ok(response)
 }
 
 /// `POST /webapp/tokens`: creates a token and shows its secret in this one response (never in a URL or a
 /// redirect target, never stored in the browser).
-pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+pub async fn create(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Result<Response, PageError> {
     let client = super::client_ip(&request);
-    let (_headers, form, mut b) = match authorized_form(&shared, request).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+    let (_headers, form, mut b) = authorized_form(&shared, request).await?;
     let name = form.get("name").unwrap_or("").trim().to_string();
     let scopes = form.all("scope");
     if name.is_empty() {
@@ -438,10 +460,10 @@ pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             }
             Ok(Outcome::Limited(l)) => {
                 let message = "Too many failed attempts. Wait a few minutes and try again.";
-                let refused = create_refused(&shared, &b, message, &name, &scopes).await;
-                return with_retry_after(refused, StatusCode::TOO_MANY_REQUESTS, l);
+                let refused = create_refused(&shared, &b, message, &name, &scopes).await?;
+                return Ok(with_retry_after(refused, StatusCode::TOO_MANY_REQUESTS, l));
             }
-            Err(e) => return internal(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let requester = tokens::Requester::Session(&b.session);
@@ -483,14 +505,12 @@ pub async fn create(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             let message = "Enter your password to create a token.";
             create_refused(&shared, &b, message, &name, &scopes).await
         }
-        Err(SelfServiceError::SessionEnded) => see_other("/webapp/?notice=expired"),
-        Err(SelfServiceError::Limited(l)) => with_retry_after(
-            create_refused(&shared, &b, "Too many attempts.", &name, &scopes).await,
+        Err(SelfServiceError::Limited(l)) => Ok(with_retry_after(
+            create_refused(&shared, &b, "Too many attempts.", &name, &scopes).await?,
             StatusCode::TOO_MANY_REQUESTS,
             l,
-        ),
-        Err(SelfServiceError::NotFound(m)) => internal(m),
-        Err(SelfServiceError::Internal(e)) => internal(e),
+        )),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -519,7 +539,7 @@ async fn create_refused(
     message: &str,
     name: &str,
     scopes: &[String],
-) -> Response {
+) -> Result<Response, PageError> {
     dashboard(
         shared,
         b,
@@ -539,11 +559,8 @@ pub async fn revoke(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     request: Request,
-) -> Response {
-    let (_headers, form, b) = match authorized_form(&shared, request).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+) -> Result<Response, PageError> {
+    let (_headers, form, b) = authorized_form(&shared, request).await?;
     let token = match tokens::own_token(&shared.app, &b.session, &id).await {
         Ok(t) => t,
         Err(SelfServiceError::Forbidden(_)) => {
@@ -561,8 +578,7 @@ pub async fn revoke(
             )
             .await;
         }
-        Err(SelfServiceError::Internal(e)) => return internal(e),
-        Err(other) => return internal(format!("{other:?}")),
+        Err(other) => return Err(other.into()),
     };
     if form.get("confirmed") != Some("yes") {
         let csrf = b.csrf(&shared);
@@ -570,10 +586,8 @@ pub async fn revoke(
             display: b.display(),
             csrf: &csrf,
         };
-        return page(StatusCode::OK, views::confirm_revoke(&viewer, &token));
+        return Ok(page(StatusCode::OK, views::confirm_revoke(&viewer, &token)));
     }
-    match tokens::revoke_own_token(&shared.app, &b.session, &token, "page").await {
-        Ok(()) => see_other("/webapp/?notice=revoked"),
-        Err(e) => internal(format!("{e:?}")),
-    }
+    tokens::revoke_own_token(&shared.app, &b.session, &token, "page").await?;
+    Ok(see_other("/webapp/?notice=revoked"))
 }
