@@ -13,7 +13,7 @@ use crate::domain::{
     Cursor, EpochSeconds, IdentityProviderConfiguration, Organization, Partition, PatStatus,
     PersonalAccessToken, User, UserFilter, UserProfile, UserState, org_state,
 };
-use crate::ops::{self, Ctx, Operation, validate};
+use crate::ops::{self, Ctx, validate};
 use crate::secrets::{PatSecret, hash_password};
 use crate::state::AppState;
 use crate::store::ImportBatch;
@@ -111,22 +111,17 @@ pub struct SeededToken {
     pub token: Option<String>,
 }
 
-/// Runs one operation with a JSON body, as an API call from `partition` would.
-async fn call(
-    app: &AppState,
-    partition: &Partition,
-    op: Operation,
-    body: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let ctx = Ctx {
+/// The context of an API call from `partition`: seed files go through the operations themselves.
+fn api_call<'a>(app: &'a AppState, partition: &Partition) -> Ctx<'a> {
+    Ctx {
         app,
         partition: partition.clone(),
-    };
-    let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let out = ops::dispatch(op, &ctx, &bytes)
-        .await
-        .map_err(|e| format!("{}: {e}", op.name()))?;
-    serde_json::from_slice(&out).map_err(|e| e.to_string())
+    }
+}
+
+/// An operation's error as a seeding failure that names the operation.
+fn failed(op: &'static str) -> impl Fn(crate::error::ServiceError) -> String {
+    move |e| format!("{op}: {e}")
 }
 
 /// A live organization with this alias in the partition, if any.
@@ -175,22 +170,23 @@ pub async fn apply(app: &AppState, file: &SeedFile) -> Result<SeedReport, String
         let org = match find_live_org(app, &partition, &o.alias).await? {
             Some(existing) => existing,
             None => {
-                let domains: Vec<_> = o
-                    .domains
-                    .iter()
-                    .map(|d| serde_json::json!({"DomainName": d}))
-                    .collect();
-                let out = call(
-                    app,
-                    &partition,
-                    Operation::CreateOrganization,
-                    serde_json::json!({"Alias": o.alias, "Domains": domains}),
-                )
-                .await?;
-                let id = out["OrganizationId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let input = ops::create_organization::Input {
+                    alias: Some(o.alias.clone()),
+                    domains: Some(
+                        o.domains
+                            .iter()
+                            .map(|d| ops::create_organization::Domain {
+                                domain_name: Some(d.clone()),
+                                hosted_zone_id: None,
+                            })
+                            .collect(),
+                    ),
+                    ..Default::default()
+                };
+                let id = ops::create_organization::handle(&api_call(app, &partition), input)
+                    .await
+                    .map_err(failed("CreateOrganization"))?
+                    .organization_id;
                 app.store
                     .get_organization(&partition, &id)
                     .await
@@ -199,22 +195,22 @@ pub async fn apply(app: &AppState, file: &SeedFile) -> Result<SeedReport, String
             }
         };
         if let Some(c) = &o.pat_configuration {
-            let mut config = serde_json::json!({"Status": c.status});
-            if let Some(days) = c.lifetime_in_days {
-                config["LifetimeInDays"] = days.into();
-            }
-            call(
-                app,
-                &partition,
-                Operation::PutIdentityProviderConfiguration,
-                serde_json::json!({
-                    "OrganizationId": org.id,
-                    "AuthenticationMode": "IDENTITY_PROVIDER_AND_DIRECTORY",
-                    "IdentityCenterConfiguration": {"InstanceArn": SEED_INSTANCE_ARN, "ApplicationArn": SEED_APPLICATION_ARN},
-                    "PersonalAccessTokenConfiguration": config,
+            use ops::put_identity_provider_configuration as put;
+            let input = put::Input {
+                organization_id: Some(org.id.clone()),
+                authentication_mode: Some("IDENTITY_PROVIDER_AND_DIRECTORY".to_string()),
+                identity_center_configuration: Some(put::IdentityCenterConfiguration {
+                    instance_arn: Some(SEED_INSTANCE_ARN.to_string()),
+                    application_arn: Some(SEED_APPLICATION_ARN.to_string()),
                 }),
-            )
-            .await?;
+                personal_access_token_configuration: Some(put::PersonalAccessTokenConfiguration {
+                    status: Some(c.status.clone()),
+                    lifetime_in_days: c.lifetime_in_days,
+                }),
+            };
+            put::handle(&api_call(app, &partition), input)
+                .await
+                .map_err(failed("PutIdentityProviderConfiguration"))?;
         }
         let mut users = Vec::new();
         for u in &o.users {
@@ -246,26 +242,28 @@ async fn seed_user(
     let user_id = match existing {
         Some(x) => x.id,
         None => {
-            let mut body = serde_json::json!({
-                "OrganizationId": org.id,
-                "Name": u.name,
-                "DisplayName": u.display_name.clone().unwrap_or_else(|| u.name.clone()),
-            });
-            if let Some(p) = &u.password {
-                body["Password"] = p.clone().into();
-            }
-            let out = call(app, partition, Operation::CreateUser, body).await?;
-            out["UserId"].as_str().unwrap_or_default().to_string()
+            let input = ops::create_user::Input {
+                organization_id: Some(org.id.clone()),
+                name: Some(u.name.clone()),
+                display_name: Some(u.display_name.clone().unwrap_or_else(|| u.name.clone())),
+                password: u.password.clone(),
+                ..Default::default()
+            };
+            ops::create_user::handle(&api_call(app, partition), input)
+                .await
+                .map_err(failed("CreateUser"))?
+                .user_id
         }
     };
     if let Some(email) = &u.email {
-        call(
-            app,
-            partition,
-            Operation::RegisterToWorkMail,
-            serde_json::json!({"OrganizationId": org.id, "EntityId": user_id, "Email": email}),
-        )
-        .await?;
+        let input = ops::register_to_work_mail::Input {
+            organization_id: Some(org.id.clone()),
+            entity_id: Some(user_id.clone()),
+            email: Some(email.clone()),
+        };
+        ops::register_to_work_mail::handle(&api_call(app, partition), input)
+            .await
+            .map_err(failed("RegisterToWorkMail"))?;
     }
     let user = app
         .store
