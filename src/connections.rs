@@ -17,9 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Default of `--max-connections-per-ip`.
-pub const DEFAULT_MAX_PER_CLIENT: usize = 64;
-
 /// The answer to a connection beyond its client's cap: small enough to fit any socket buffer, so it is written
 /// without waiting.
 pub const OVER_CAP_RESPONSE: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\

@@ -10,6 +10,9 @@ use axum::response::IntoResponse;
 use crate::auth::Authenticator;
 use crate::state::AppState;
 
+/// Default of `--max-connections-per-ip`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
 /// Explicit limits; every one is configurable on the command line (README lists the defaults).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -43,7 +46,7 @@ impl Default for Limits {
             header_read_timeout: std::time::Duration::from_secs(30),
             request_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
-            max_connections_per_ip: crate::connections::DEFAULT_MAX_PER_CLIENT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             uncapped_peers: crate::client::TrustedProxies::default(),
             shutdown_timeout: std::time::Duration::from_secs(15),
         }

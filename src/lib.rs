@@ -14,18 +14,22 @@
 //! 3. Routers: [`protocol`] (AWS JSON 1.1: SigV4 identity, `X-Amz-Target`, the one place where API errors become
 //!    responses), [`web`] (the page, its JSON API and `/auth/v1/verify`), [`admin`] (health, metrics, the test
 //!    API) and [`guard`] (what keeps browsers off the test API and the accept-any AWS API).
-//! 4. What the routers run: [`ops`] (one file per WorkMail operation) and [`tokens`] (self-service: sign-in,
-//!    re-authentication, one's own tokens, verification, with every attempt limit).
-//! 5. What those use: [`context`] (the state every router shares, the bounded body reader), [`auth`] (access keys,
-//!    SigV4), [`client`] (who the client is, which `Host` names count), [`throttle`], [`hashing`], [`pagination`],
-//!    [`secrets`], [`redact`], [`private_files`], [`seed`], [`state`], [`store`] (the `Store` trait; one schema in
-//!    `store/sql.rs`, the methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
+//! 4. What the routers run: [`ops`] (one file per WorkMail operation, each `handle(ctx, Input) -> Result<Output,
+//!    ServiceError>`; `ops::dispatch` decodes and encodes), [`tokens`] (self-service: sign-in, re-authentication,
+//!    one's own tokens, verification, with every attempt limit) and [`seed`] (seed files and dumps, through the
+//!    typed operations).
+//! 5. What those use: [`model`] (the constraints every entry point shares, with a protocol-neutral
+//!    `ConstraintError`, and the token summaries several layers send), [`context`] (the state every router shares,
+//!    the bounded body reader), [`auth`] (access keys, SigV4), [`client`] (who the client is, which `Host` names
+//!    count), [`throttle`], [`hashing`], [`pagination`] (sealed NextTokens and the one `page` helper), [`secrets`],
+//!    [`redact`], [`private_files`], [`state`], [`store`] (the `Store` trait; one schema in `store/sql.rs`, the
+//!    methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
 //! 6. [`domain`] (the stored types), [`error`] (the AWS-named error type), [`clock`], [`ids`].
 
 //! # Request lifecycle (AWS API)
-//! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → operation:
-//! JSON decode → validation → store → JSON encode → response with `x-amzn-RequestId`; any [`error::ServiceError`]
-//! is rendered by [`protocol::encode_error`].
+//! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → [`ops::dispatch`]:
+//! JSON decode into the operation's `Input` → `handle` (validation, store) → typed `Output` → JSON encode →
+//! response with `x-amzn-RequestId`; any [`error::ServiceError`] is rendered by [`protocol::encode_error`].
 
 pub mod admin;
 pub mod auth;

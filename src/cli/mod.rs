@@ -201,7 +201,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// Most connections one client address may hold (an IPv6 client counts by its /64); a connection beyond it is
     /// answered 429 and closed.
-    #[arg(long, default_value_t = crate::connections::DEFAULT_MAX_PER_CLIENT)]
+    #[arg(long, default_value_t = crate::context::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_ip: usize,
     /// Password hashes waiting per lane (sign-in; administration) before further ones are answered 503
     /// ServiceUnavailable at once.
