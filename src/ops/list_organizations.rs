@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, store_error, validate};
-use crate::domain::Cursor;
 use crate::error::ServiceError;
 use crate::pagination::{TokenScope, page};
 
@@ -47,10 +46,6 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         ctx.app.clock.now_ms(),
         token,
         limit,
-        |o: &crate::domain::Organization| Cursor {
-            created_ms: o.created_ms,
-            id: o.id.clone(),
-        },
         |after, n| async move {
             ctx.app
                 .store

@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, active_org, resolve_live_user, store_error, validate};
-use crate::domain::Cursor;
 use crate::error::ServiceError;
 use crate::model::TokenSummary;
 use crate::pagination::{TokenScope, page};
@@ -57,10 +56,6 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         ctx.app.clock.now_ms(),
         token,
         limit,
-        |t: &crate::domain::PersonalAccessToken| Cursor {
-            created_ms: t.created_ms,
-            id: t.id.clone(),
-        },
         |after, n| async move {
             ctx.app
                 .store

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, active_org, store_error, validate};
-use crate::domain::{Cursor, EpochSeconds, UserFilter, UserState};
+use crate::domain::{EpochSeconds, UserFilter, UserState};
 use crate::error::ServiceError;
 use crate::pagination::{TokenScope, page};
 
@@ -114,10 +114,6 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         ctx.app.clock.now_ms(),
         token,
         limit,
-        |u: &crate::domain::User| Cursor {
-            created_ms: u.created_ms,
-            id: u.id.clone(),
-        },
         |after, n| async move {
             ctx.app
                 .store
