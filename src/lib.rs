@@ -39,6 +39,8 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod ids;
+pub mod login;
+pub mod mail;
 pub mod ops;
 pub mod pagination;
 pub mod private_files;

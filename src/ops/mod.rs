@@ -13,24 +13,36 @@ use crate::store::{Conflict, StoreError};
 
 pub mod validate;
 
+mod create_alias;
 mod create_organization;
 mod create_user;
+mod delete_alias;
 mod delete_identity_provider_configuration;
 mod delete_organization;
 mod delete_personal_access_token;
 mod delete_user;
 mod deregister_from_work_mail;
+mod deregister_mail_domain;
 mod describe_identity_provider_configuration;
 mod describe_organization;
 mod describe_user;
+mod get_mail_domain;
 mod get_personal_access_token_metadata;
+mod list_aliases;
+mod list_mail_domains;
 mod list_organizations;
 mod list_personal_access_tokens;
 mod list_users;
+mod mail_rules;
 mod put_identity_provider_configuration;
+mod register_mail_domain;
 mod register_to_work_mail;
 mod reset_password;
+mod update_default_mail_domain;
+mod update_primary_email_address;
 mod update_user;
+
+pub use mail_rules::mark_domain_verified;
 
 /// What an operation runs with.
 pub struct Ctx<'a> {
@@ -85,6 +97,15 @@ operations! {
     ListPersonalAccessTokens => list_personal_access_tokens,
     GetPersonalAccessTokenMetadata => get_personal_access_token_metadata,
     DeletePersonalAccessToken => delete_personal_access_token,
+    RegisterMailDomain => register_mail_domain,
+    DeregisterMailDomain => deregister_mail_domain,
+    GetMailDomain => get_mail_domain,
+    ListMailDomains => list_mail_domains,
+    UpdateDefaultMailDomain => update_default_mail_domain,
+    CreateAlias => create_alias,
+    DeleteAlias => delete_alias,
+    ListAliases => list_aliases,
+    UpdatePrimaryEmailAddress => update_primary_email_address,
 }
 
 /// Parses a request body into an operation's input. An empty body counts as `{}` (Smithy: servers must accept it);
@@ -259,7 +280,7 @@ mod tests {
 
     #[test]
     fn every_operation_round_trips_its_name() {
-        assert_eq!(Operation::ALL.len(), 18);
+        assert_eq!(Operation::ALL.len(), 27);
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.name()), Some(*op));
         }
