@@ -174,7 +174,8 @@ async fn verify_domain(State(shared): State<Arc<Shared>>, request: Request) -> R
         );
     };
     let store = &*shared.app.store;
-    match crate::ops::mark_domain_verified(store, &input.organization_id, &input.domain_name).await {
+    match crate::ops::mark_domain_verified(store, &input.organization_id, &input.domain_name).await
+    {
         Ok(domain) => {
             tracing::info!(event = "mail_domain_verified", organization_id = %input.organization_id, domain = %domain);
             Json(serde_json::json!({

@@ -58,7 +58,13 @@ pub struct MailDomain {
 
 impl MailDomain {
     /// A domain of `org`, with fresh random verification values.
-    pub fn new(org: &Organization, domain: &str, is_test: bool, verified: bool, now: Millis) -> Self {
+    pub fn new(
+        org: &Organization,
+        domain: &str,
+        is_test: bool,
+        verified: bool,
+        now: Millis,
+    ) -> Self {
         let state = if verified {
             Verification::Verified
         } else {
@@ -81,7 +87,13 @@ impl MailDomain {
     /// The rows of a new organization: its test domain and the domains given at creation, all verified.
     pub fn of_new_organization(org: &Organization) -> Vec<MailDomain> {
         let now = org.created_ms;
-        let mut rows = vec![MailDomain::new(org, &org.default_mail_domain, true, true, now)];
+        let mut rows = vec![MailDomain::new(
+            org,
+            &org.default_mail_domain,
+            true,
+            true,
+            now,
+        )];
         for d in &org.domains {
             if rows.iter().all(|r| r.domain != *d) {
                 rows.push(MailDomain::new(org, d, false, true, now));
@@ -251,6 +263,10 @@ mod tests {
         assert_eq!(records[0].hostname, "_amazonses.example.com.");
         assert_eq!(records[0].value.len(), 32);
         assert!(records[4].value.contains("eu-west-1"));
-        assert!(MailDomain::of_new_organization(&org)[0].records().is_empty());
+        assert!(
+            MailDomain::of_new_organization(&org)[0]
+                .records()
+                .is_empty()
+        );
     }
 }

@@ -421,7 +421,10 @@ async fn verify_token(
     let owner = record.user_id == request.username
         || record.user_name_key == login
         || record.user_email_key.as_deref() == Some(login.as_str())
-        || (resolved.user.as_ref().is_some_and(|u| u.id == record.user_id)
+        || (resolved
+            .user
+            .as_ref()
+            .is_some_and(|u| u.id == record.user_id)
             && crate::login::is_address_of(app, &record.user_id, request.username).await?);
     if !owner
         || record.user_state != UserState::Enabled

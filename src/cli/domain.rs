@@ -25,7 +25,8 @@ pub struct DomainVerifyArgs {
 pub async fn verify(args: DomainVerifyArgs) -> Result<(), String> {
     let _log = init_tracing(LogFormat::Text);
     let store = args.store.open()?;
-    let outcome = crate::ops::mark_domain_verified(&*store, &args.organization_id, &args.domain).await;
+    let outcome =
+        crate::ops::mark_domain_verified(&*store, &args.organization_id, &args.domain).await;
     store.close().await.map_err(|e| e.to_string())?;
     let domain = outcome?;
     println!(

@@ -274,7 +274,12 @@ pub struct ServeArgs {
     pub verify_allow_missing_scope: bool,
     /// When a domain registered with RegisterMailDomain becomes VERIFIED: `auto` at once, `manual` when the operator
     /// marks it (`workmail-pat domain verify`, or `POST /_workmail-pat/domains/verify` in the test API).
-    #[arg(long, value_enum, env = "WORKMAIL_PAT_DOMAIN_VERIFICATION", default_value = "auto")]
+    #[arg(
+        long,
+        value_enum,
+        env = "WORKMAIL_PAT_DOMAIN_VERIFICATION",
+        default_value = "auto"
+    )]
     pub domain_verification: DomainVerificationArg,
     /// Seconds after the last password entry before creating a token asks for the password again.
     #[arg(long, default_value_t = 900)]

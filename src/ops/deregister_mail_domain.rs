@@ -58,7 +58,10 @@ pub async fn run(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
 }
 
 async fn store_default(ctx: &Ctx<'_>, org_id: &str) -> Result<String, ServiceError> {
-    Ok(active_org(ctx, org_id).await?.default_mail_domain.to_ascii_lowercase())
+    Ok(active_org(ctx, org_id)
+        .await?
+        .default_mail_domain
+        .to_ascii_lowercase())
 }
 
 pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {

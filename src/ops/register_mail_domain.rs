@@ -62,7 +62,12 @@ pub async fn run(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     }
     let verified = ctx.app.settings.domain_verification == VerificationMode::Auto;
     let row = MailDomain::new(&org, &domain, false, verified, now);
-    match ctx.app.store.insert_mail_domain(row, idempotency.clone()).await {
+    match ctx
+        .app
+        .store
+        .insert_mail_domain(row, idempotency.clone())
+        .await
+    {
         Ok(()) => Ok(Output {}),
         Err(StoreError::Conflict(Conflict::MailDomain)) => match &idempotency {
             Some(i) if replayed(ctx, i).await? => Ok(Output {}),

@@ -214,7 +214,10 @@ impl<E: Executor> Store for E {
                 args![org_id],
             ),
         ];
-        let steps = steps.into_iter().chain(release_organization(org_id)).collect();
+        let steps = steps
+            .into_iter()
+            .chain(release_organization(org_id))
+            .collect();
         self.write(true, steps).await.map(drop)
     }
 

@@ -116,13 +116,15 @@ pub fn release_organization(org_id: &str) -> Vec<Step> {
 
 /// A lock on the user's row until the transaction ends (PostgreSQL; SQLite has one writer).
 fn lock_user(user_id: &str) -> Step {
-    let lock = stmt!("UPDATE users SET credential_generation = credential_generation WHERE id = ?1");
+    let lock =
+        stmt!("UPDATE users SET credential_generation = credential_generation WHERE id = ?1");
     (lock, args![user_id])
 }
 
 /// A lock on the organization's row until the transaction ends.
 fn lock_org(org_id: &str) -> Step {
-    let lock = stmt!("UPDATE organizations SET default_mail_domain = default_mail_domain WHERE id = ?1");
+    let lock =
+        stmt!("UPDATE organizations SET default_mail_domain = default_mail_domain WHERE id = ?1");
     (lock, args![org_id])
 }
 
@@ -418,8 +420,7 @@ impl<E: Executor> MailStore for E {
     }
 
     async fn user_has_address(&self, user_id: &str, address: &str) -> Result<bool, StoreError> {
-        let find =
-            stmt!("SELECT 1 FROM email_addresses WHERE entity_id = ?1 AND address_key = ?2");
+        let find = stmt!("SELECT 1 FROM email_addresses WHERE entity_id = ?1 AND address_key = ?2");
         let args = args![user_id, address.to_ascii_lowercase()];
         Ok(self.row(find, args, |r| r.int(0)).await?.is_some())
     }
