@@ -973,7 +973,7 @@ async fn mail_domains_and_addresses_are_unique_and_released(url: String, s: Arc<
         s.organizations_with_domain("fresh.example.net", 2)
             .await
             .unwrap(),
-        [o.id.clone()]
+        std::slice::from_ref(&o.id)
     );
     // Addresses: unique in the organization, only in registered domains, at most `max` aliases.
     let u = user(&o.id, "ann", 30);
