@@ -522,5 +522,15 @@ def test_domain_verify_cli_marks_a_pending_domain(tmp_path):
         assert got["OwnershipVerificationStatus"] == "VERIFIED"
         r = run_bin(["domain", "verify", "--database", f"sqlite:{db}", "--organization-id", o.id, new_domain()])
         assert r.returncode != 0 and "not registered" in r.stderr
+        # `dump` carries the domains and every user's aliases.
+        uid, _ = o.user(email_domain=d)
+        o.wm.create_alias(OrganizationId=o.id, EntityId=uid, Alias=f"dumped@{d}")
+        r = run_bin(["dump", "--database", f"sqlite:{db}"])
+        assert r.returncode == 0, r.stderr
+        dumped = next(x for x in json.loads(r.stdout)["Organizations"] if x["OrganizationId"] == o.id)
+        assert {m["DomainName"]: m["OwnershipVerificationStatus"] for m in dumped["MailDomains"]} == {
+            o.test_domain: "VERIFIED", d: "VERIFIED"
+        }
+        assert next(u for u in dumped["Users"] if u["UserId"] == uid)["Aliases"] == [f"dumped@{d}"]
     finally:
         assert srv.stop() == 0
