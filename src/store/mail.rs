@@ -304,7 +304,8 @@ impl<E: Executor> MailStore for E {
              (SELECT 1 FROM mail_domains WHERE org_id = ?1 AND domain_key = ?2 AND ownership_status = 'VERIFIED')"
         );
         let args = args![org_id, domain.to_ascii_lowercase()];
-        Ok(self.write1(true, set, args).await? > 0)
+        // The organization's row is locked first, so the check below reads after any deregistration that held it.
+        Ok(self.write(true, vec![lock_org(org_id), (set, args)]).await? > 0)
     }
 
     async fn organizations_with_domain(
