@@ -471,7 +471,8 @@ def test_auto_verification_is_the_default(url):
     o.wm.update_default_mail_domain(OrganizationId=o.id, DomainName=d)
 
 
-def test_aws_cli_runs_every_domain_and_alias_operation(url):
+def test_aws_cli_runs_every_domain_and_alias_operation(manual):
+    url = manual
     account = new_account()
     wm = make_client(url, account=account)
     o = make_org(wm, url, account)
@@ -487,7 +488,11 @@ def test_aws_cli_runs_every_domain_and_alias_operation(url):
     org = ["--organization-id", o.org_id]
     aws("register-mail-domain", *org, "--domain-name", d)
     got = aws("get-mail-domain", *org, "--domain-name", d)
-    assert got["OwnershipVerificationStatus"] == "VERIFIED"
+    assert got["OwnershipVerificationStatus"] == "PENDING" and len(got["Records"]) == 6
+    r = run_aws(url, ["update-default-mail-domain", *org, "--domain-name", d], account=account)
+    assert r.returncode != 0 and "MailDomainStateException" in r.stderr
+    mark_verified(url, o.org_id, d)
+    assert aws("get-mail-domain", *org, "--domain-name", d)["OwnershipVerificationStatus"] == "VERIFIED"
     listed = aws("list-mail-domains", *org)
     assert {m["DomainName"] for m in listed["MailDomains"]} == {o.domain, d}
     aws("update-default-mail-domain", *org, "--domain-name", d)
@@ -503,6 +508,8 @@ def test_aws_cli_runs_every_domain_and_alias_operation(url):
     assert r.returncode != 0 and "MailDomainInUseException" in r.stderr
     r = run_aws(url, ["get-mail-domain", *org, "--domain-name", new_domain()], account=account)
     assert r.returncode != 0 and "MailDomainNotFoundException" in r.stderr
+    r = run_aws(url, ["create-alias", *org, "--entity-id", uid, "--alias", f"carol@{d}"], account=account)
+    assert r.returncode != 0 and "EmailAddressInUseException" in r.stderr
     aws("update-primary-email-address", *org, "--entity-id", uid, "--email", f"carol@{o.domain}")
     aws("delete-alias", *org, "--entity-id", uid, "--alias", f"c1@{d}")
     aws("delete-alias", *org, "--entity-id", uid, "--alias", f"carol@{d}")
