@@ -251,3 +251,20 @@ def test_new_account_cannot_see_other_accounts_domains(url, org):
     wm = make_client(url, account=new_account())
     with pytest.raises(Exception):
         wm.get_mail_domain(OrganizationId=org.org_id, DomainName=org.domain)
+
+
+def test_idna_domains_match_in_either_form(url):
+    o = make_pat_org(url, users=())
+    label = f"b\u00fccher{uuid.uuid4().hex[:6]}"
+    ascii_label = label.encode("idna").decode()
+    domain = f"{ascii_label}.example"
+    o.client.register_mail_domain(OrganizationId=o.org_id, DomainName=domain)
+    uid = o.client.create_user(OrganizationId=o.org_id, Name="uli", DisplayName="Uli", Password=PASSWORD)["UserId"]
+    o.client.register_to_work_mail(OrganizationId=o.org_id, EntityId=uid, Email=f"uli@{domain}")
+    for login in [f"uli@{domain}", f"uli@{label}.example", f"ULI@{label.upper()}.EXAMPLE"]:
+        r = sign_in(url, login)
+        assert r.status == 200 and r.json()["OrganizationId"] == o.org_id, (login, r)
+    session = sign_in(url, f"uli@{domain}").json()["SessionToken"]
+    token = webapp(url, "POST", "/webapp/api/personal-access-tokens", {"Name": "idna"}, bearer=session).json()["Token"]
+    r = verify(url, f"uli@{label}.example", token)
+    assert r.status == 200 and r.json()["UserId"] == uid, r
