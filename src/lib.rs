@@ -7,7 +7,7 @@
 //! # Layout
 //! Layers, each importing only from the layers below it (docs/ARCHITECTURE.md draws them):
 //! 1. The binary (`src/main.rs`) calls [`cli::main`]; [`cli`] parses the command line (`serve`, `token`, `seed`,
-//!    `dump`, `migrate`, `report`, `health`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
+//!    `dump`, `migrate`, `report`, `health`, `domain`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
 //! 2. [`server`]: the connection loop (limits, [`connections`] caps and idle shedding, graceful shutdown) and the
 //!    router that mounts the routers below with the request-context middleware (request id, client address,
 //!    access log).
@@ -15,12 +15,14 @@
 //!    responses), [`web`] (the page, its JSON API and `/auth/v1/verify`), [`admin`] (health, metrics, the test
 //!    API) and [`guard`] (what keeps browsers off the test API and the accept-any AWS API).
 //! 4. What the routers run: [`ops`] (one file per WorkMail operation) and [`tokens`] (self-service: sign-in,
-//!    re-authentication, one's own tokens, verification, with every attempt limit).
+//!    re-authentication, one's own tokens, verification, with every attempt limit), [`login`] (which organization
+//!    and user a login name means, by an address's verified domain when no organization is given).
 //! 5. What those use: [`context`] (the state every router shares, the bounded body reader), [`auth`] (access keys,
 //!    SigV4), [`client`] (who the client is, which `Host` names count), [`throttle`], [`hashing`], [`pagination`],
 //!    [`secrets`], [`redact`], [`private_files`], [`seed`], [`state`], [`store`] (the `Store` trait; one schema in
 //!    `store/sql.rs`, the methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
-//! 6. [`domain`] (the stored types), [`error`] (the AWS-named error type), [`clock`], [`ids`].
+//! 6. [`domain`] (the stored types), [`mail`] (mail domains, addresses, DNS records), [`error`] (the AWS-named
+//!    error type), [`clock`], [`ids`].
 
 //! # Request lifecycle (AWS API)
 //! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → operation:
