@@ -305,7 +305,10 @@ impl<E: Executor> MailStore for E {
         );
         let args = args![org_id, domain.to_ascii_lowercase()];
         // The organization's row is locked first, so the check below reads after any deregistration that held it.
-        Ok(self.write(true, vec![lock_org(org_id), (set, args)]).await? > 0)
+        Ok(self
+            .write(true, vec![lock_org(org_id), (set, args)])
+            .await?
+            > 0)
     }
 
     async fn organizations_with_domain(
