@@ -39,6 +39,7 @@ pub fn test_routes() -> axum::Router<Arc<Shared>> {
         .route("/_localstack/state/reset", post(reset))
         .route("/_workmail-pat/clock", get(get_clock).post(set_clock))
         .route("/_workmail-pat/seed", post(seed_ids))
+        .route("/_workmail-pat/domains/verify", post(verify_domain))
         .route("/moto-api/seed", post(moto_seed_ids))
 }
 
@@ -148,6 +149,49 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 struct ResetInput {
     account: Option<String>,
     region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VerifyDomainInput {
+    organization_id: String,
+    domain_name: String,
+}
+
+/// `POST /_workmail-pat/domains/verify` `{"OrganizationId": "...", "DomainName": "..."}`: marks a registered mail
+/// domain VERIFIED (what `workmail-pat domain verify` does; for `--domain-verification manual`).
+async fn verify_domain(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes =
+        match crate::context::read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.message()),
+        };
+    let Ok(input) = serde_json::from_slice::<VerifyDomainInput>(&bytes) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The body must be {\"OrganizationId\", \"DomainName\"}",
+        );
+    };
+    let store = &*shared.app.store;
+    match crate::ops::mark_domain_verified(store, &input.organization_id, &input.domain_name).await
+    {
+        Ok(domain) => {
+            tracing::info!(event = "mail_domain_verified", organization_id = %input.organization_id, domain = %domain);
+            Json(serde_json::json!({
+                "OrganizationId": input.organization_id,
+                "DomainName": domain,
+                "OwnershipVerificationStatus": "VERIFIED",
+                "DkimVerificationStatus": "VERIFIED",
+            }))
+            .into_response()
+        }
+        Err(message) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"__type": "MailDomainNotFoundException", "Message": message})),
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /_workmail-pat/reset` (also `/moto-api/reset`, `/_localstack/state/reset`): all state, or one

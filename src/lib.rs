@@ -7,7 +7,7 @@
 //! # Layout
 //! Layers, each importing only from the layers below it (docs/ARCHITECTURE.md draws them):
 //! 1. The binary (`src/main.rs`) calls [`cli::main`]; [`cli`] parses the command line (`serve`, `token`, `seed`,
-//!    `dump`, `migrate`, `report`, `health`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
+//!    `dump`, `migrate`, `report`, `health`, `domain`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
 //! 2. [`server`]: the connection loop (limits, [`connections`] caps and idle shedding, graceful shutdown) and the
 //!    router that mounts the routers below with the request-context middleware (request id, client address,
 //!    access log).
@@ -16,15 +16,17 @@
 //!    API) and [`guard`] (what keeps browsers off the test API and the accept-any AWS API).
 //! 4. What the routers run: [`ops`] (one file per WorkMail operation, each `handle(ctx, Input) -> Result<Output,
 //!    ServiceError>`; `ops::dispatch` decodes and encodes), [`tokens`] (self-service: sign-in, re-authentication,
-//!    one's own tokens, verification, with every attempt limit) and [`seed`] (seed files and dumps, through the
-//!    typed operations).
+//!    one's own tokens, verification, with every attempt limit), [`login`] (which organization and user a login
+//!    name means, by an address's verified domain when no organization is given) and [`seed`] (seed files and
+//!    dumps, through the typed operations).
 //! 5. What those use: [`model`] (the constraints every entry point shares, with a protocol-neutral
 //!    `ConstraintError`, and the token summaries several layers send), [`context`] (the state every router shares,
 //!    the bounded body reader), [`auth`] (access keys, SigV4), [`client`] (who the client is, which `Host` names
 //!    count), [`throttle`], [`hashing`], [`pagination`] (sealed NextTokens and the one `page` helper), [`secrets`],
 //!    [`redact`], [`private_files`], [`state`], [`store`] (the `Store` trait; one schema in `store/sql.rs`, the
 //!    methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
-//! 6. [`domain`] (the stored types), [`error`] (the AWS-named error type), [`clock`], [`ids`].
+//! 6. [`domain`] (the stored types), [`mail`] (mail domains, addresses, DNS records), [`error`] (the AWS-named
+//!    error type), [`clock`], [`ids`].
 
 //! # Request lifecycle (AWS API)
 //! `POST /` → body read with a size cap → SigV4 identity (account, region) → `X-Amz-Target` → [`ops::dispatch`]:
@@ -43,6 +45,8 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod ids;
+pub mod login;
+pub mod mail;
 pub mod model;
 pub mod ops;
 pub mod pagination;

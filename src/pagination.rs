@@ -14,6 +14,7 @@ use rand::RngCore;
 use crate::clock::Millis;
 use crate::domain::{Cursor, Organization, PersonalAccessToken, User};
 use crate::error::ServiceError;
+use crate::mail::{EmailAddress, MailDomain};
 use crate::secrets::Key32;
 
 /// `MaxResults` range and default (spec D4).
@@ -171,6 +172,26 @@ macro_rules! keyed {
     )+};
 }
 keyed!(Organization, User, PersonalAccessToken);
+
+/// Mail domains page by (registration time, name).
+impl Keyed for MailDomain {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_ms: self.created_ms,
+            id: self.domain.clone(),
+        }
+    }
+}
+
+/// Aliases page by (time added, normalised address).
+impl Keyed for EmailAddress {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_ms: self.created_ms,
+            id: self.key(),
+        }
+    }
+}
 
 /// One page of a list operation, the only place NextTokens are opened and sealed: opens the caller's NextToken
 /// against `scope`, fetches `limit + 1` rows after its cursor, and, when the extra row exists, seals the cursor of

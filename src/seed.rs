@@ -610,10 +610,12 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
             id: last.id.clone(),
         });
         for u in page {
+            let aliases = dump_aliases(app, &u).await?;
             users.push(serde_json::json!({
                 "UserId": u.id,
                 "Name": u.name,
                 "Email": u.email,
+                "Aliases": aliases,
                 "DisplayName": u.profile.display_name,
                 "State": u.state.as_str(),
                 "UserRole": u.role,
@@ -649,11 +651,66 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
         "State": org.state,
         "DefaultMailDomain": org.default_mail_domain,
         "Domains": org.domains,
+        "MailDomains": dump_mail_domains(app, org).await?,
         "Created": EpochSeconds(org.created_ms),
         "IdentityProviderConfiguration": config,
         "Users": users,
         "PersonalAccessTokens": tokens,
     }))
+}
+
+/// The organization's registered mail domains (issue 15).
+async fn dump_mail_domains(
+    app: &AppState,
+    org: &Organization,
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = app
+            .store
+            .list_mail_domains(&org.id, after.clone(), 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor {
+            created_ms: last.created_ms,
+            id: last.domain.clone(),
+        });
+        for d in page {
+            out.push(serde_json::json!({
+                "DomainName": d.domain,
+                "IsTestDomain": d.is_test_domain,
+                "DefaultDomain": org.default_mail_domain.eq_ignore_ascii_case(&d.domain),
+                "OwnershipVerificationStatus": d.ownership.as_str(),
+                "DkimVerificationStatus": d.dkim.as_str(),
+            }));
+        }
+    }
+    Ok(out)
+}
+
+/// A registered user's aliases (only ENABLED users hold addresses).
+async fn dump_aliases(app: &AppState, user: &crate::domain::User) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    if user.state != crate::domain::UserState::Enabled {
+        return Ok(out);
+    }
+    let mut after = None;
+    loop {
+        let page = app
+            .store
+            .list_aliases(&user.id, after.clone(), 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor {
+            created_ms: last.created_ms,
+            id: last.key(),
+        });
+        out.extend(page.into_iter().map(|a| a.address));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

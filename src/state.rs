@@ -28,6 +28,8 @@ pub struct Settings {
     /// `/auth/v1/verify` requires a `Scope` (default); `false` (`--verify-allow-missing-scope`) accepts a token of
     /// any scope when none is named, for old mail-server configurations.
     pub verify_require_scope: bool,
+    /// When a newly registered mail domain becomes VERIFIED (`--domain-verification`).
+    pub domain_verification: crate::mail::VerificationMode,
     /// A session whose password was entered longer ago than this must re-enter it before creating a token.
     pub reauth_after_ms: i64,
     /// Log each request's record at INFO (`--access-log`) rather than DEBUG.
@@ -44,6 +46,7 @@ impl Default for Settings {
             trusted_proxies: crate::client::TrustedProxies::default(),
             verifier_key: None,
             verify_require_scope: true,
+            domain_verification: crate::mail::VerificationMode::Auto,
             reauth_after_ms: 15 * 60 * 1000,
             access_log: false,
         }

@@ -337,8 +337,9 @@ pub fn needs_reauthentication(app: &AppState, session: &SessionUser, now: Millis
 /// What a mail server presents to `/auth/v1/verify`.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyRequest<'a> {
-    pub org_id: &'a str,
-    /// The login name: the user's id, username or email.
+    /// Optional when the login name is an email address (its verified domain names the organization).
+    pub org_id: Option<&'a str>,
+    /// The login name: the user's id, username, email or an alias.
     pub username: &'a str,
     pub token: &'a str,
     pub scope: Option<&'a str>,
@@ -352,6 +353,8 @@ pub struct VerifyRequest<'a> {
 /// A successful verification.
 #[derive(Debug, Clone)]
 pub struct Verified {
+    /// The organization the token belongs to (the one named, or found by the address's domain).
+    pub org_id: String,
     pub user_id: String,
     pub token_id: String,
 }
@@ -368,18 +371,15 @@ pub async fn verify(
         // A mail server always knows which service it asks for; without a scope any token would do.
         Ok(Outcome::Refused)
     } else {
-        let owner = app
-            .store
-            .find_user(request.org_id, request.username)
-            .await?;
-        let subject = attempt_subject(request.org_id, owner.as_ref(), request.username);
+        let resolved = crate::login::resolve(app, request.org_id, request.username).await?;
+        let subject = attempt_subject(&resolved.scope, resolved.user.as_ref(), request.username);
         limited_attempt(
             app,
             &subject,
             request.client,
             request.reported,
             Sharing::PerReplica,
-            verify_token(app, request),
+            verify_token(app, request, &resolved),
         )
         .await
     };
@@ -396,6 +396,7 @@ pub async fn verify(
 async fn verify_token(
     app: &AppState,
     request: &VerifyRequest<'_>,
+    resolved: &crate::login::Resolved,
 ) -> Result<Option<Verified>, StoreError> {
     let Some(secret) = PatSecret::parse(request.token) else {
         return Ok(None);
@@ -406,7 +407,7 @@ async fn verify_token(
     };
     let token = &record.token;
     let now: Millis = app.clock.now_ms();
-    if token.org_id != request.org_id || now >= token.expires_ms {
+    if resolved.org_id.as_deref() != Some(token.org_id.as_str()) || now >= token.expires_ms {
         return Ok(None);
     }
     if let Some(s) = request.scope
@@ -415,10 +416,16 @@ async fn verify_token(
         return Ok(None);
     }
     // The login name must be the owner's id, name or email: a valid token never logs in as someone else.
+    // (An alias resolves to its owner too.)
     let login = request.username.to_ascii_lowercase();
     let owner = record.user_id == request.username
         || record.user_name_key == login
-        || record.user_email_key.as_deref() == Some(login.as_str());
+        || record.user_email_key.as_deref() == Some(login.as_str())
+        || (resolved
+            .user
+            .as_ref()
+            .is_some_and(|u| u.id == record.user_id)
+            && crate::login::is_address_of(app, &record.user_id, request.username).await?);
     if !owner
         || record.user_state != UserState::Enabled
         || record.org_state != crate::domain::org_state::ACTIVE
@@ -436,6 +443,7 @@ async fn verify_token(
             .await?;
     }
     Ok(Some(Verified {
+        org_id: record.token.org_id.clone(),
         user_id: record.user_id,
         token_id: record.token.id,
     }))
@@ -445,6 +453,8 @@ async fn verify_token(
 #[derive(Debug)]
 pub struct SignedIn {
     pub session_token: zeroize::Zeroizing<String>,
+    /// The organization signed in to (the one named, or found by the address's domain).
+    pub org_id: String,
     pub user_id: String,
     pub expires_ms: Millis,
 }
@@ -454,22 +464,25 @@ pub struct SignedIn {
 /// done either way so timing does not reveal which.
 pub async fn sign_in(
     app: &AppState,
-    org_id: &str,
+    org_id: Option<&str>,
     username: &str,
     password: &str,
     client: Option<IpAddr>,
 ) -> Result<Outcome<SignedIn>, StoreError> {
     // Nothing longer can match (ids are 34 characters, names and emails at most 256, passwords are capped): refused
     // before any lookup or hashing, the same for every entry point.
-    if org_id.len() > 64 || username.len() > 256 || password.len() > 1024 {
+    if org_id.is_some_and(|o| o.len() > 64) || username.len() > 256 || password.len() > 1024 {
         return Ok(Outcome::Refused);
     }
-    let org = app.store.find_organization(org_id).await?;
+    // Without an organization, an address's verified domain names it (crate::login); otherwise nobody.
+    let resolved = crate::login::resolve(app, org_id, username).await?;
+    let org_id = resolved.org_id.clone().unwrap_or_default();
+    let org = app.store.find_organization(&org_id).await?;
     let user = match &org {
-        Some(o) if o.is_active() => app.store.find_user(org_id, username).await?,
+        Some(o) if o.is_active() => resolved.user.clone(),
         _ => None,
     };
-    let subject = attempt_subject(org_id, user.as_ref(), username);
+    let subject = attempt_subject(&resolved.scope, user.as_ref(), username);
     limited_attempt(
         app,
         &subject,
@@ -491,7 +504,7 @@ pub async fn sign_in(
             let now = app.clock.now_ms();
             let expires_ms = now + app.settings.session_ttl_ms;
             let session = Session {
-                org_id: org_id.to_string(),
+                org_id: org_id.clone(),
                 user_id: user.id.clone(),
                 expires_ms,
                 authenticated_ms: now,
@@ -502,6 +515,7 @@ pub async fn sign_in(
             }
             Ok(Some(SignedIn {
                 session_token,
+                org_id: org_id.clone(),
                 user_id: user.id,
                 expires_ms,
             }))

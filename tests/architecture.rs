@@ -10,7 +10,7 @@ const LAYERS: &[(u8, &[&str])] = &[
     (1, &["main", "cli"]),
     (2, &["server", "connections"]),
     (3, &["protocol", "web", "admin", "guard"]),
-    (4, &["ops", "tokens", "seed"]),
+    (4, &["ops", "tokens", "login", "seed"]),
     (
         5,
         &[
@@ -28,7 +28,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "store",
         ],
     ),
-    (6, &["domain", "error", "clock", "ids"]),
+    (6, &["domain", "mail", "error", "clock", "ids"]),
 ];
 
 fn layer_of(module: &str) -> Option<u8> {

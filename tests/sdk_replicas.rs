@@ -515,3 +515,107 @@ async fn measure_list_throughput_and_page_cost() {
          {big_n}-token org first {b_first:.2} ms, 21st {b_deep:.2} ms"
     );
 }
+
+/// Issue 15: the same domain registered from every replica at once (by different organizations of one account) and
+/// the same alias created from every replica at once (for different users) each leave exactly one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_same_domain_or_alias_leave_one_winner() {
+    let servers = cluster();
+    let mut orgs = Vec::new();
+    for i in 0..9 {
+        orgs.push(create_org(&servers[i % REPLICAS].client(), &format!("dom{i}")).await);
+    }
+    let domain = "contested.example.com";
+    let mut tasks = Vec::new();
+    for (i, org) in orgs.iter().enumerate() {
+        let client = servers[i % REPLICAS].client();
+        let org = org.clone();
+        tasks.push(tokio::spawn(async move {
+            let out = client
+                .register_mail_domain()
+                .organization_id(&org)
+                .domain_name(domain)
+                .send()
+                .await;
+            (org, out)
+        }));
+    }
+    let (mut winners, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (org, Ok(_)) => winners.push(org),
+            (_, Err(e)) => {
+                assert_eq!(
+                    code_of(&e).as_deref(),
+                    Some("MailDomainInUseException"),
+                    "{}",
+                    show(&e)
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((winners.len(), refused), (1, 8));
+    let owner = winners.remove(0);
+    for (i, org) in orgs.iter().enumerate() {
+        let got = servers[i % REPLICAS]
+            .client()
+            .get_mail_domain()
+            .organization_id(org)
+            .domain_name(domain)
+            .send()
+            .await;
+        assert_eq!(got.is_ok(), *org == owner, "{org}");
+    }
+
+    // The same alias for six users of the owner at once: one CreateAlias wins, the rest EmailAddressInUseException.
+    let mut users = Vec::new();
+    let alias = format!("dom{}", orgs.iter().position(|o| *o == owner).unwrap());
+    for i in 0..6 {
+        let user =
+            create_enabled_user(&servers[0].client(), &owner, &alias, &format!("al{i}")).await;
+        users.push(user.id);
+    }
+    let mut tasks = Vec::new();
+    for (i, id) in users.iter().enumerate() {
+        let client = servers[i % REPLICAS].client();
+        let (org, id) = (owner.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .create_alias()
+                .organization_id(org)
+                .entity_id(id)
+                .alias(format!("sales@{domain}"))
+                .send()
+                .await
+        }));
+    }
+    let (mut wins, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(e) => {
+                assert_eq!(
+                    code_of(&e).as_deref(),
+                    Some("EmailAddressInUseException"),
+                    "{}",
+                    show(&e)
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((wins, refused), (1, 5));
+    let mut holders = 0;
+    for id in &users {
+        let out = ok(servers[1]
+            .client()
+            .list_aliases()
+            .organization_id(&owner)
+            .entity_id(id)
+            .send()
+            .await);
+        holders += out.aliases().len();
+    }
+    assert_eq!(holders, 1);
+}

@@ -77,6 +77,7 @@ conformance!(
     identity_provider_configuration_round_trips,
     verify_lookup_joins_owner_organization_and_configuration,
     test_defect_10_nul_in_lookup_keys_matches_nothing,
+    mail_domains_and_addresses_are_unique_and_released,
 );
 
 fn partition(account: &str) -> Partition {
@@ -96,7 +97,8 @@ fn org(p: &Partition, alias: &str, created_ms: i64) -> Organization {
         directory_id: new_directory_id(),
         directory_type: "VpcDirectory".into(),
         default_mail_domain: format!("{alias}.awsapps.com"),
-        domains: vec!["example.com".into()],
+        // Each organization its own extra domain: a domain belongs to one live organization per partition.
+        domains: vec![format!("{}.example.com", alias.to_ascii_lowercase())],
         kms_key_arn: None,
         interoperability_enabled: false,
         created_ms,
@@ -553,7 +555,7 @@ async fn digests_find_tokens_and_sessions_expire_with_their_owner(url: String, s
     s.create_organization(o.clone(), None).await.unwrap();
     let u = user(&o.id, "carol", 1);
     s.create_user(u.clone()).await.unwrap();
-    s.register_user(&u.id, "carol@sess.example", 2)
+    s.register_user(&u.id, "carol@sess.awsapps.com", 2)
         .await
         .unwrap();
     let t = pat(&o.id, &u.id, 5);
@@ -663,7 +665,7 @@ async fn digests_find_tokens_and_sessions_expire_with_their_owner(url: String, s
             .unwrap(),
         "{url}: no session for a DISABLED user"
     );
-    s.register_user(&u.id, "carol@sess.example", 61)
+    s.register_user(&u.id, "carol@sess.awsapps.com", 61)
         .await
         .unwrap();
     assert_eq!(s.get_session(digest(9)).await.unwrap(), None);
@@ -920,4 +922,172 @@ async fn test_defect_10_nul_in_lookup_keys_matches_nothing(url: String, s: Arc<d
             .is_some(),
         "{url}"
     );
+}
+
+async fn mail_domains_and_addresses_are_unique_and_released(url: String, s: Arc<dyn Store>) {
+    use workmail_pat::mail::{EmailAddress, MailDomain, Verification};
+    use workmail_pat::store::mail::Deregistered;
+    let p = partition("333333333333");
+    let o = org(&p, "mail", 10);
+    s.create_organization(o.clone(), None).await.unwrap();
+    // The test domain and the creation domain exist, verified, in (created, name) order.
+    let listed = s.list_mail_domains(&o.id, None, 10).await.unwrap();
+    let names: Vec<_> = listed.iter().map(|d| d.domain.as_str()).collect();
+    assert_eq!(names, ["mail.awsapps.com", "mail.example.com"], "{url}");
+    assert!(listed[0].is_test_domain && listed.iter().all(MailDomain::is_verified));
+    // A new domain, pending; the same name in another organization of the partition conflicts.
+    let pending = MailDomain::new(&o, "Fresh.example.net", false, false, 20);
+    s.insert_mail_domain(pending.clone(), None).await.unwrap();
+    let other = org(&p, "other", 11);
+    s.create_organization(other.clone(), None).await.unwrap();
+    let clash = MailDomain::new(&other, "fresh.example.net", false, true, 21);
+    assert!(
+        matches!(
+            s.insert_mail_domain(clash, None).await,
+            Err(StoreError::Conflict(Conflict::MailDomain))
+        ),
+        "{url}"
+    );
+    let got = s
+        .get_mail_domain(&o.id, "FRESH.example.net")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.ownership, got.dkim_tokens.len()),
+        (Verification::Pending, 3),
+        "{url}"
+    );
+    assert!(
+        s.organizations_with_domain("fresh.example.net", 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.verify_mail_domain(&o.id, "fresh.example.net")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.organizations_with_domain("fresh.example.net", 2)
+            .await
+            .unwrap(),
+        std::slice::from_ref(&o.id)
+    );
+    // Addresses: unique in the organization, only in registered domains, at most `max` aliases.
+    let u = user(&o.id, "ann", 30);
+    s.create_user(u.clone()).await.unwrap();
+    s.register_user(&u.id, "ann@mail.awsapps.com", 31)
+        .await
+        .unwrap();
+    let alias = |addr: &str, at: i64| EmailAddress {
+        org_id: o.id.clone(),
+        entity_id: u.id.clone(),
+        address: addr.into(),
+        is_primary: false,
+        created_ms: at,
+    };
+    assert!(
+        s.create_alias(alias("a1@fresh.example.net", 40), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        matches!(
+            s.create_alias(alias("A1@FRESH.example.net", 41), 2).await,
+            Err(StoreError::Conflict(Conflict::Email))
+        ),
+        "{url}"
+    );
+    assert!(
+        matches!(
+            s.create_alias(alias("ann@mail.awsapps.com", 41), 2).await,
+            Err(StoreError::Conflict(Conflict::Email))
+        ),
+        "{url}"
+    );
+    assert!(
+        matches!(
+            s.create_alias(alias("a@nowhere.example.org", 41), 2).await,
+            Err(StoreError::Conflict(Conflict::Reference))
+        ),
+        "{url}"
+    );
+    assert!(
+        s.create_alias(alias("a2@mail.awsapps.com", 42), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.create_alias(alias("a3@mail.awsapps.com", 43), 2)
+            .await
+            .unwrap(),
+        "{url}: limit"
+    );
+    let found = s
+        .find_user_by_address(&o.id, "a1@fresh.example.net")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|f| f.id), Some(u.id.clone()));
+    // A domain with addresses, or the default one, stays.
+    assert!(
+        matches!(
+            s.deregister_mail_domain(&o.id, "fresh.example.net").await,
+            Err(StoreError::Conflict(Conflict::Reference))
+        ),
+        "{url}"
+    );
+    assert_eq!(
+        s.deregister_mail_domain(&o.id, "mail.awsapps.com")
+            .await
+            .unwrap(),
+        Deregistered::Default
+    );
+    // A new primary address keeps the old one as an alias.
+    s.set_primary_address(EmailAddress {
+        is_primary: true,
+        ..alias("a1@fresh.example.net", 50)
+    })
+    .await
+    .unwrap();
+    let aliases: Vec<_> = s
+        .list_aliases(&u.id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(
+        aliases,
+        ["ann@mail.awsapps.com", "a2@mail.awsapps.com"],
+        "{url}"
+    );
+    let now = s.find_user(&o.id, &u.id).await.unwrap().unwrap();
+    assert_eq!(now.email.as_deref(), Some("a1@fresh.example.net"));
+    // Deregistration releases every address; then the domain can go.
+    s.deregister_user(&u.id, 60).await.unwrap();
+    assert!(s.list_aliases(&u.id, None, 10).await.unwrap().is_empty());
+    assert!(
+        s.find_address(&o.id, "a1@fresh.example.net")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.deregister_mail_domain(&o.id, "fresh.example.net")
+            .await
+            .unwrap(),
+        Deregistered::Done
+    );
+    assert_eq!(
+        s.deregister_mail_domain(&o.id, "fresh.example.net")
+            .await
+            .unwrap(),
+        Deregistered::NotRegistered
+    );
+    // Deleting the organization frees its domains for the partition.
+    s.delete_organization(&o.id).await.unwrap();
+    let again = MailDomain::new(&other, "mail.example.com", false, true, 70);
+    s.insert_mail_domain(again, None).await.unwrap();
 }

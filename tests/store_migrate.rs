@@ -70,6 +70,20 @@ async fn snapshot(client: &Client) -> (String, Vec<usize>) {
             .send()
             .await);
         text.push_str(&format!("{:?}\n", users.users()));
+        // Mail domains and every registered user's aliases (issue 15).
+        let domains = ok(client.list_mail_domains().organization_id(id).send().await);
+        text.push_str(&format!("{:?}\n", domains.mail_domains()));
+        for u in users.users() {
+            if u.state() == Some(&aws_sdk_workmail::types::EntityState::Enabled) {
+                let aliases = ok(client
+                    .list_aliases()
+                    .organization_id(id)
+                    .entity_id(u.id().unwrap())
+                    .send()
+                    .await);
+                text.push_str(&format!("{:?}\n", aliases.aliases()));
+            }
+        }
         let idp = client
             .describe_identity_provider_configuration()
             .organization_id(id)
@@ -116,6 +130,19 @@ async fn sqlite_store_with_ten_thousand_tokens_moves_to_postgres_intact() {
     let client = sqlite.client();
     let org = setup_org(&client, "moving", Some(30)).await;
     let bob = create_enabled_user(&client, &org.id, "moving", "bob").await;
+    ok(client
+        .register_mail_domain()
+        .organization_id(&org.id)
+        .domain_name("moving.example.com")
+        .send()
+        .await);
+    ok(client
+        .create_alias()
+        .organization_id(&org.id)
+        .entity_id(&bob.id)
+        .alias("robert@moving.example.com")
+        .send()
+        .await);
     ok(client
         .create_user()
         .organization_id(&org.id)

@@ -3,7 +3,10 @@
 --
 -- Settings come from the environment, which Dovecot only passes to its auth processes when listed in
 -- `import_environment` (see the 90-workmail-pat.conf snippets next to this file):
---   WORKMAIL_PAT_ORGANIZATION_ID  required; the organization whose users log in here (m-...)
+--   WORKMAIL_PAT_ORGANIZATION_ID  optional. Without it (the usual setup) users log in with their email address
+--                                 (primary or alias) and its verified domain names the organization, so one Dovecot
+--                                 serves every organization. Set it only to let one organization's users log in
+--                                 with a bare username as well.
 --   WORKMAIL_PAT_URL              default http://127.0.0.1:4610 (keep it on loopback or a private network)
 --   WORKMAIL_PAT_TIMEOUT_MSECS    default 3000; the whole verification, after which the login fails
 --   WORKMAIL_PAT_VERIFIER_KEY_FILE  optional; a file with the secret the server expects (its --verifier-key-file),
@@ -76,12 +79,15 @@ local function new_http_client(timeout_msecs)
   })
 end
 
--- Called once when the auth process loads the script. An error here stops Dovecot's auth process from starting,
--- which is what a missing organization id deserves: better than failing every login quietly.
+-- Called once when the auth process loads the script. An error here stops Dovecot's auth process from starting
+-- (a broken setting should not half-work).
 function script_init()
   organization_id = os.getenv("WORKMAIL_PAT_ORGANIZATION_ID")
-  if organization_id == nil or organization_id == "" then
-    error("WORKMAIL_PAT_ORGANIZATION_ID is not set; add it to import_environment")
+  if organization_id == "" then
+    organization_id = nil
+  end
+  if organization_id ~= nil and not string.match(organization_id, "^m%-[0-9a-f]+$") then
+    error("WORKMAIL_PAT_ORGANIZATION_ID is not an organization id (m-...)")
   end
   local url = os.getenv("WORKMAIL_PAT_URL")
   if url == nil or url == "" then
@@ -113,9 +119,12 @@ local function verify(req, pass)
     req:log_warning("workmail-pat: no token scope configured for service '" .. service .. "'; refusing")
     return dovecot.auth.PASSDB_RESULT_USER_DISABLED, ""
   end
-  local body = "{" ..
-    '"OrganizationId":' .. json_string(organization_id) ..
-    ',"Username":' .. json_string(req.user or "") ..
+  local org_member = ""
+  if organization_id ~= nil then
+    org_member = '"OrganizationId":' .. json_string(organization_id) .. ","
+  end
+  local body = "{" .. org_member ..
+    '"Username":' .. json_string(req.user or "") ..
     ',"Token":' .. json_string(pass or "") ..
     ',"Scope":' .. json_string(scope) ..
     ',"RemoteIp":' .. json_string(req.remote_ip or "") ..

@@ -15,6 +15,7 @@ use crate::context::{Limits, Shared};
 use crate::secrets::Key32;
 use crate::state::{AppState, Settings};
 
+mod domain;
 mod health;
 mod kit;
 mod migrate;
@@ -54,6 +55,9 @@ pub enum Command {
     Man,
     /// Ask a running server's health endpoint; exit 0 only when it answers 200 (the container HEALTHCHECK).
     Health(health::HealthArgs),
+    /// Manage mail domains directly in a database.
+    #[command(subcommand)]
+    Domain(domain::DomainCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +74,14 @@ pub enum AuthArg {
     AcceptAny,
     /// Verify every SigV4 signature against the configured access keys.
     Sigv4,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DomainVerificationArg {
+    /// A new domain is VERIFIED at once.
+    Auto,
+    /// A new domain stays PENDING until the operator marks it verified.
+    Manual,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,6 +272,15 @@ pub struct ServeArgs {
     /// mail-server configurations that cannot send the service they verify for.
     #[arg(long)]
     pub verify_allow_missing_scope: bool,
+    /// When a domain registered with RegisterMailDomain becomes VERIFIED: `auto` at once, `manual` when the operator
+    /// marks it (`workmail-pat domain verify`, or `POST /_workmail-pat/domains/verify` in the test API).
+    #[arg(
+        long,
+        value_enum,
+        env = "WORKMAIL_PAT_DOMAIN_VERIFICATION",
+        default_value = "auto"
+    )]
+    pub domain_verification: DomainVerificationArg,
     /// Seconds after the last password entry before creating a token asks for the password again.
     #[arg(long, default_value_t = 900)]
     pub reauthenticate_after: u64,
@@ -500,6 +521,7 @@ pub fn main() -> i32 {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Health(args) => health::run(args).await,
+            Command::Domain(domain::DomainCommand::Verify(args)) => domain::verify(args).await,
         }
     });
     match result {
@@ -585,6 +607,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map(load_verifier_key)
             .transpose()?,
         verify_require_scope: !args.verify_allow_missing_scope,
+        domain_verification: match args.domain_verification {
+            DomainVerificationArg::Auto => crate::mail::VerificationMode::Auto,
+            DomainVerificationArg::Manual => crate::mail::VerificationMode::Manual,
+        },
         reauth_after_ms: (args.reauthenticate_after as i64).saturating_mul(1000),
         access_log: args.access_log,
         ..Settings::default()

@@ -170,6 +170,10 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
             ErrorCode::DirectoryInUseException,
             "The directory is already in use by another organization",
         )),
+        // A domain of `Domains` is registered to another organization of the account and region (issue 15).
+        Err(StoreError::Conflict(Conflict::MailDomain)) => Err(ServiceError::invalid_parameter(
+            "A domain in Domains is already registered to another organization",
+        )),
         Err(e) => Err(store_error(e)),
     }
 }

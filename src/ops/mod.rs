@@ -15,24 +15,36 @@ use crate::store::{Conflict, StoreError};
 /// The model's constraints, under the name operations use; their errors become AWS errors through `From`.
 pub use crate::model::constraints as validate;
 
+pub mod create_alias;
 pub mod create_organization;
 pub mod create_user;
+pub mod delete_alias;
 pub mod delete_identity_provider_configuration;
 pub mod delete_organization;
 pub mod delete_personal_access_token;
 pub mod delete_user;
 pub mod deregister_from_work_mail;
+pub mod deregister_mail_domain;
 pub mod describe_identity_provider_configuration;
 pub mod describe_organization;
 pub mod describe_user;
+pub mod get_mail_domain;
 pub mod get_personal_access_token_metadata;
+pub mod list_aliases;
+pub mod list_mail_domains;
 pub mod list_organizations;
 pub mod list_personal_access_tokens;
 pub mod list_users;
+mod mail_rules;
 pub mod put_identity_provider_configuration;
+pub mod register_mail_domain;
 pub mod register_to_work_mail;
 pub mod reset_password;
+pub mod update_default_mail_domain;
+pub mod update_primary_email_address;
 pub mod update_user;
+
+pub use mail_rules::mark_domain_verified;
 
 /// What an operation runs with.
 pub struct Ctx<'a> {
@@ -91,6 +103,15 @@ operations! {
     ListPersonalAccessTokens => list_personal_access_tokens,
     GetPersonalAccessTokenMetadata => get_personal_access_token_metadata,
     DeletePersonalAccessToken => delete_personal_access_token,
+    RegisterMailDomain => register_mail_domain,
+    DeregisterMailDomain => deregister_mail_domain,
+    GetMailDomain => get_mail_domain,
+    ListMailDomains => list_mail_domains,
+    UpdateDefaultMailDomain => update_default_mail_domain,
+    CreateAlias => create_alias,
+    DeleteAlias => delete_alias,
+    ListAliases => list_aliases,
+    UpdatePrimaryEmailAddress => update_primary_email_address,
 }
 
 /// Parses a request body into an operation's input. An empty body counts as `{}` (Smithy: servers must accept it);
@@ -247,7 +268,7 @@ mod tests {
 
     #[test]
     fn every_operation_round_trips_its_name() {
-        assert_eq!(Operation::ALL.len(), 18);
+        assert_eq!(Operation::ALL.len(), 27);
         for op in Operation::ALL {
             assert_eq!(Operation::from_name(op.name()), Some(*op));
         }

@@ -20,18 +20,13 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
     let org_id = validate::organization_id(&input.organization_id)?;
     let ident = validate::entity_identifier(&input.entity_id, "EntityId")?;
     let email = validate::email(&input.email, "Email")?;
-    let org = active_org(ctx, org_id).await?;
+    active_org(ctx, org_id).await?;
     let user = resolve_user(ctx, org_id, ident).await?;
     if user.state == UserState::Deleted {
         return Err(user_deleted(&user));
     }
-    let domain = email.rsplit('@').next().unwrap_or_default();
-    if !org.has_mail_domain(domain) {
-        return Err(ServiceError::new(
-            ErrorCode::MailDomainNotFoundException,
-            format!("Mail domain {domain} is not part of organization {org_id}"),
-        ));
-    }
+    // The address's domain must be registered to the organization and verified (issue 15).
+    super::mail_rules::verified_domain_of(ctx, org_id, &email).await?;
     if user.state == UserState::Enabled {
         let same = user
             .email
@@ -50,6 +45,11 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         .store
         .register_user(&user.id, &email, ctx.app.clock.now_ms())
         .await
-        .map_err(|e| user_conflict(e, &user.name))?;
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(crate::store::Conflict::Reference) => {
+                super::mail_rules::address_write_error(e, &email)
+            }
+            other => user_conflict(other, &user.name),
+        })?;
     Ok(Empty {})
 }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::mail::{insert_address, insert_domain, release_addresses, release_organization};
 use super::sql::*;
 use super::{
     AttemptRequest, ClientTokenRecord, Idempotency, Idempotent, ImportBatch, SharedAttempt, Store,
@@ -12,8 +13,9 @@ use super::{
 use crate::clock::Millis;
 use crate::domain::{
     Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, Session,
-    User, UserFilter, UserUpdate, org_state,
+    User, UserFilter, UserState, UserUpdate, org_state,
 };
+use crate::mail::{EmailAddress, MailDomain};
 
 /// How a backend runs statements. Every executor is a [`Store`] (below): a backend adds only how it runs a
 /// statement, its three statements that differ by more than placeholders and the two writes whose transactions it
@@ -40,11 +42,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// it twice is harmless even if the first run's commit reached the server (reads, deletes, absolute updates).
     async fn write(&self, retry_safe: bool, steps: Vec<Step>) -> Result<u64, StoreError>;
 
-    /// Inserts the organization (`insert`) and, with a ClientToken, claims it ([`claim_client_token`]) or answers
+    /// Inserts the organization (`inserts`: its row, then its mail domains) and, with a ClientToken, claims it ([`claim_client_token`]) or answers
     /// with the record already there ([`READ_CLIENT_TOKEN`]), in one transaction.
     async fn create_org(
         &self,
-        insert: Step,
+        inserts: Vec<Step>,
         org: Organization,
         idempotency: Option<Idempotency>,
     ) -> Result<Idempotent, StoreError>;
@@ -121,6 +123,34 @@ fn holds_nul(args: &[Param]) -> bool {
         .any(|a| matches!(a, Param::Text(t) if t.contains('\0')))
 }
 
+/// The rows of a new organization: the organization, then its test domain and the domains given at creation.
+fn org_steps(o: &Organization) -> Result<Vec<Step>, StoreError> {
+    let mut steps = vec![insert_org(o)?];
+    for d in MailDomain::of_new_organization(o) {
+        steps.push(insert_domain(&d)?);
+    }
+    Ok(steps)
+}
+
+/// The rows of a new user: the user, then her primary address if she has one (bulk seeding).
+fn user_steps(u: &User) -> Vec<Step> {
+    let mut steps = vec![insert_user(u)];
+    if let Some(email) = u.email.as_ref().filter(|_| u.state != UserState::Deleted) {
+        steps.push(insert_address(&primary_address(u, email, u.created_ms)));
+    }
+    steps
+}
+
+fn primary_address(u: &User, email: &str, now_ms: Millis) -> EmailAddress {
+    EmailAddress {
+        org_id: u.org_id.clone(),
+        entity_id: u.id.clone(),
+        address: email.to_string(),
+        is_primary: true,
+        created_ms: now_ms,
+    }
+}
+
 /// The keyset position after `after` (before everything when `None`).
 fn position(after: Option<Cursor>) -> (i64, String) {
     after.map_or((i64::MIN, String::new()), |c| (c.created_ms, c.id))
@@ -133,7 +163,7 @@ impl<E: Executor> Store for E {
         org: Organization,
         idempotency: Option<Idempotency>,
     ) -> Result<Idempotent, StoreError> {
-        self.create_org(insert_org(&org)?, org, idempotency).await
+        self.create_org(org_steps(&org)?, org, idempotency).await
     }
 
     async fn get_organization(
@@ -184,6 +214,10 @@ impl<E: Executor> Store for E {
                 args![org_id],
             ),
         ];
+        let steps = steps
+            .into_iter()
+            .chain(release_organization(org_id))
+            .collect();
         self.write(true, steps).await.map(drop)
     }
 
@@ -212,7 +246,7 @@ impl<E: Executor> Store for E {
     }
 
     async fn create_user(&self, u: User) -> Result<(), StoreError> {
-        self.write(false, vec![insert_user(&u)]).await.map(drop)
+        self.write(false, user_steps(&u)).await.map(drop)
     }
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
@@ -305,7 +339,20 @@ impl<E: Executor> Store for E {
              mailbox_provisioned_ms = ?4, credential_generation = credential_generation + 1 WHERE id = ?1"
         );
         let args = args![id, email, email.to_ascii_lowercase(), now_ms];
-        self.write1(true, register, args).await.map(drop)
+        // The primary address row: its domain must be registered (foreign key), the address free (primary key).
+        let find = stmt!("SELECT org_id FROM users WHERE id = ?1");
+        let Some(org_id) = self.row(find, args![id], |r| r.text(0)).await? else {
+            return Ok(());
+        };
+        let address = EmailAddress {
+            org_id,
+            entity_id: id.to_string(),
+            address: email.to_string(),
+            is_primary: true,
+            created_ms: now_ms,
+        };
+        let steps = vec![(register, args), insert_address(&address)];
+        self.write(false, steps).await.map(drop)
     }
 
     async fn deregister_user(&self, user_id: &str, now_ms: Millis) -> Result<(), StoreError> {
@@ -315,6 +362,7 @@ impl<E: Executor> Store for E {
         );
         let steps = vec![
             (deregister, args![user_id, now_ms]),
+            release_addresses(user_id),
             (END_SESSIONS, args![user_id]),
         ];
         self.write(true, steps).await.map(drop)
@@ -328,6 +376,7 @@ impl<E: Executor> Store for E {
         let steps = vec![
             (delete, args![user_id]),
             (delete_tokens, args![user_id]),
+            release_addresses(user_id),
             (END_SESSIONS, args![user_id]),
         ];
         self.write(true, steps).await.map(drop)
@@ -541,9 +590,9 @@ impl<E: Executor> Store for E {
         // One transaction with cached statements: the bulk path of `seed --generate`.
         let mut steps = Vec::new();
         for o in &batch.organizations {
-            steps.push(insert_org(o)?);
+            steps.extend(org_steps(o)?);
         }
-        steps.extend(batch.users.iter().map(insert_user));
+        steps.extend(batch.users.iter().flat_map(user_steps));
         for (org_id, config) in &batch.configurations {
             steps.push(put_idp(org_id, config));
         }
@@ -561,6 +610,8 @@ impl<E: Executor> Store for E {
         let steps = match partition {
             None => [
                 "DELETE FROM sessions",
+                "DELETE FROM email_addresses",
+                "DELETE FROM mail_domains",
                 "DELETE FROM personal_access_tokens",
                 "DELETE FROM identity_provider_configurations",
                 "DELETE FROM users",
@@ -588,6 +639,8 @@ impl<E: Executor> Store for E {
                 }
                 [
                     of_orgs!("sessions"),
+                    of_orgs!("email_addresses"),
+                    of_orgs!("mail_domains"),
                     of_orgs!("personal_access_tokens"),
                     of_orgs!("identity_provider_configurations"),
                     of_orgs!("users"),

@@ -11,12 +11,14 @@ use crate::domain::{
 
 pub mod credentials;
 pub mod executor;
+pub mod mail;
 pub mod postgres;
 mod postgres_attempts;
 pub mod sql;
 pub mod sqlite;
 
 pub use credentials::redact_url;
+pub use mail::MailStore;
 
 /// Which uniqueness rule a write broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,11 @@ pub enum Conflict {
     UserName,
     Email,
     TokenId,
+    /// A mail domain already registered (to this or another organization of the partition).
+    MailDomain,
+    /// A row names one that does not exist, or a row still named by others was to be deleted (foreign key): an
+    /// address whose domain is not registered, or a domain that still has addresses.
+    Reference,
     /// A generated organization or user id already exists (only possible with seeded ids, `/_workmail-pat/seed`).
     Id,
 }
@@ -136,7 +143,7 @@ pub struct ClientTokenRecord {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
     // --- organizations ---
     /// Inserts an organization; with a ClientToken, atomically replays or refuses a reuse instead.
     async fn create_organization(

@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_attempt_events.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_mail_domains.sql"),
+    ),
 ];
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
@@ -141,7 +145,8 @@ fn classify(e: tokio_postgres::Error) -> StoreError {
             Some("organizations_alias") => Some(Conflict::Alias),
             Some("organizations_directory") => Some(Conflict::Directory),
             Some("users_name") => Some(Conflict::UserName),
-            Some("users_email") => Some(Conflict::Email),
+            Some("users_email") | Some("email_addresses_pkey") => Some(Conflict::Email),
+            Some("mail_domains_domain") | Some("mail_domains_pkey") => Some(Conflict::MailDomain),
             Some("organizations_pkey") | Some("users_pkey") => Some(Conflict::Id),
             Some("personal_access_tokens_pkey") | Some("personal_access_tokens_secret_hash") => {
                 Some(Conflict::TokenId)
@@ -151,6 +156,11 @@ fn classify(e: tokio_postgres::Error) -> StoreError {
         if let Some(c) = conflict {
             return StoreError::Conflict(c);
         }
+    }
+    if let Some(db) = e.as_db_error()
+        && *db.code() == SqlState::FOREIGN_KEY_VIOLATION
+    {
+        return StoreError::Conflict(Conflict::Reference);
     }
     if is_unavailable(&e) {
         return StoreError::Unavailable(format!("database connection failed: {}", describe(&e)));
@@ -467,7 +477,7 @@ impl Executor for PostgresStore {
 
     async fn create_org(
         &self,
-        insert: Step,
+        inserts: Vec<Step>,
         org: Organization,
         idempotency: Option<Idempotency>,
     ) -> Result<Idempotent, StoreError> {
@@ -492,7 +502,9 @@ impl Executor for PostgresStore {
                     }
                 });
             }
-            exec(&tx, &insert).await?;
+            for insert in &inserts {
+                exec(&tx, insert).await?;
+            }
             tx.commit().await?;
             Ok(Idempotent::Done)
         })

@@ -107,6 +107,15 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ("token_hash", Bytes), ("org_id", Text), ("user_id", Text), ("expires_ms", Int), ("authenticated_ms", Int),
         ("credential_generation", Int),
     ]),
+    ("mail_domains", &[
+        ("org_id", Text), ("account", Text), ("region", Text), ("domain_key", Text), ("is_test_domain", Bool),
+        ("ownership_status", Text), ("dkim_status", Text), ("ownership_token", Text), ("dkim_tokens", Text),
+        ("created_ms", Int),
+    ]),
+    ("email_addresses", &[
+        ("org_id", Text), ("address_key", Text), ("address", Text), ("domain_key", Text), ("entity_id", Text),
+        ("is_primary", Bool), ("created_ms", Int),
+    ]),
 ];
 
 /// The columns [`org`] decodes, in its order.

@@ -30,6 +30,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_credential_generations.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_mail_domains.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -62,8 +66,12 @@ fn map_write_error(e: rusqlite::Error) -> StoreError {
             Some(Conflict::Directory)
         } else if msg.contains("users.name_key") {
             Some(Conflict::UserName)
-        } else if msg.contains("users.email_key") {
+        } else if msg.contains("users.email_key") || msg.contains("email_addresses.") {
             Some(Conflict::Email)
+        } else if msg.contains("mail_domains.") {
+            Some(Conflict::MailDomain)
+        } else if msg.contains("FOREIGN KEY") {
+            Some(Conflict::Reference)
         } else if msg.ends_with("organizations.id") || msg.ends_with("users.id") {
             Some(Conflict::Id)
         } else if msg.contains("personal_access_tokens") {
@@ -304,7 +312,7 @@ impl Executor for SqliteStore {
 
     async fn create_org(
         &self,
-        insert: Step,
+        inserts: Vec<Step>,
         org: Organization,
         idempotency: Option<Idempotency>,
     ) -> Result<Idempotent, StoreError> {
@@ -323,7 +331,9 @@ impl Executor for SqliteStore {
                     });
                 }
             }
-            exec(&tx, &insert)?;
+            for insert in &inserts {
+                exec(&tx, insert)?;
+            }
             if let Some(i) = &idempotency {
                 exec(&tx, &sql::claim_client_token(&org.account, &org.region, i))?;
             }

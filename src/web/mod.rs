@@ -296,6 +296,7 @@ struct SignInInput {
 #[serde(rename_all = "PascalCase")]
 struct SignInOutput<'a> {
     session_token: &'a str,
+    organization_id: &'a str,
     user_id: &'a str,
     expires_time: EpochSeconds,
 }
@@ -310,19 +311,21 @@ pub async fn create_session(State(shared): State<Arc<Shared>>, request: Request)
         Ok(i) => i,
         Err(_) => return WebError::unauthorized(SIGN_IN_FAILED).into_response(),
     };
-    let (Some(org_id), Some(username), Some(password)) =
+    // The organization is optional when the username is an email address (its verified domain names it).
+    let (org_id, Some(username), Some(password)) =
         (input.organization_id, input.username, input.password)
     else {
         return WebError::unauthorized(SIGN_IN_FAILED).into_response();
     };
-    let org_log = redact::identifier(&org_id);
-    match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
+    let org_log = redact::identifier(org_id.as_deref().unwrap_or(""));
+    match tokens::sign_in(&shared.app, org_id.as_deref(), &username, &password, client).await {
         Ok(Outcome::Done(s)) => {
-            tracing::info!(event = "sign_in", organization_id = %org_log, user_id = %s.user_id, outcome = "success");
+            tracing::info!(event = "sign_in", organization_id = %s.org_id, user_id = %s.user_id, outcome = "success");
             json_response(
                 StatusCode::OK,
                 &SignInOutput {
                     session_token: &s.session_token,
+                    organization_id: &s.org_id,
                     user_id: &s.user_id,
                     expires_time: EpochSeconds(s.expires_ms),
                 },
@@ -456,6 +459,7 @@ struct VerifyInput {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct VerifyOutput<'a> {
+    organization_id: &'a str,
     user_id: &'a str,
     personal_access_token_id: &'a str,
 }
@@ -510,12 +514,13 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let Ok(input) = json_body::<VerifyInput>(&shared, request).await else {
         return fail();
     };
-    let (Some(org_id), Some(username), Some(token)) =
+    // The organization is optional when the username is an email address (its verified domain names it).
+    let (org_id, Some(username), Some(token)) =
         (input.organization_id, input.username, input.token)
     else {
         return fail();
     };
-    if org_id.len() > 64
+    if org_id.as_ref().is_some_and(|o| o.len() > 64)
         || username.len() > 256
         || token.len() > 256
         || input.scope.as_ref().is_some_and(|s| s.len() > 256)
@@ -540,9 +545,9 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     };
     let client = believed.or(addr.map(|a| a.client));
     let remote_ip = client.map(|ip| ip.to_string()).unwrap_or_default();
-    let org_log = redact::identifier(&org_id);
+    let org_log = redact::identifier(org_id.as_deref().unwrap_or(""));
     let request = tokens::VerifyRequest {
-        org_id: &org_id,
+        org_id: org_id.as_deref(),
         username: &username,
         token: &token,
         scope: input.scope.as_deref(),
@@ -551,10 +556,11 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     };
     match tokens::verify(&shared.app, &request).await {
         Ok(Outcome::Done(v)) => {
-            tracing::info!(event = "token_used", organization_id = %org_log, user_id = %v.user_id, token_id = %v.token_id, remote_ip = %remote_ip);
+            tracing::info!(event = "token_used", organization_id = %v.org_id, user_id = %v.user_id, token_id = %v.token_id, remote_ip = %remote_ip);
             json_response(
                 StatusCode::OK,
                 &VerifyOutput {
+                    organization_id: &v.org_id,
                     user_id: &v.user_id,
                     personal_access_token_id: &v.token_id,
                 },

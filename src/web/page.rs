@@ -363,12 +363,15 @@ pub async fn sign_in(
             ),
         )
     };
-    if org_id.is_empty() || username.is_empty() || password.is_empty() {
+    // The organization is asked for only with a username; an email address's verified domain names it.
+    if username.is_empty() || password.is_empty() {
         return Ok(refuse(&org_id, &username));
     }
-    let response = match tokens::sign_in(&shared.app, &org_id, &username, &password, client).await {
+    let named_org = Some(org_id.as_str()).filter(|o| !o.is_empty());
+    let response = match tokens::sign_in(&shared.app, named_org, &username, &password, client).await
+    {
         Ok(Outcome::Done(s)) => {
-            tracing::info!(event = "sign_in", via = "page", organization_id = %redact::identifier(&org_id), user_id = %s.user_id, outcome = "success");
+            tracing::info!(event = "sign_in", via = "page", organization_id = %s.org_id, user_id = %s.user_id, outcome = "success");
             let https = session::is_https(&headers, shared.app.settings.secure_cookies);
             let max_age = (s.expires_ms - shared.app.clock.now_ms()) / 1000;
             let mut response = see_other("/webapp/");

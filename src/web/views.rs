@@ -65,28 +65,29 @@ pub fn sign_in(error: Option<&str>, notice: Option<&str>, org_id: &str, username
     let body = html! {
         section.card.narrow aria-labelledby="signin-title" {
             h1 id="signin-title" { "Sign in" }
-            p.lead { "Sign in with your WorkMail directory password to manage your personal access tokens." }
+            p.lead { "Sign in with your email address and WorkMail directory password to manage your personal access tokens." }
             @if let Some(e) = error { (alert("error", e)) }
             @if let Some(n) = notice { (alert("notice", n)) }
             form method="post" action="/webapp/sign-in" {
                 div.field {
-                    label for="organization_id" { "Organization ID" }
-                    input id="organization_id" name="organization_id" type="text" required
-                        autocomplete="organization" spellcheck="false" autocapitalize="none"
-                        maxlength="64" value=(org_id) placeholder="m-…"
-                        autofocus[org_id.is_empty()];
-                }
-                div.field {
-                    label for="username" { "Username or email" }
+                    label for="username" { "Email address" }
                     input id="username" name="username" type="text" required autocomplete="username"
                         spellcheck="false" autocapitalize="none" maxlength="256" value=(username)
-                        autofocus[!org_id.is_empty() && username.is_empty()];
+                        autofocus[username.is_empty()];
                 }
                 div.field {
                     label for="password" { "Password" }
                     input id="password" name="password" type="password" required
                         autocomplete="current-password" maxlength="1024"
-                        autofocus[!org_id.is_empty() && !username.is_empty()];
+                        autofocus[!username.is_empty()];
+                }
+                // Only a username without a domain needs the organization: an address's domain names it.
+                details.field open[!org_id.is_empty()] {
+                    summary { "Signing in with a username instead?" }
+                    label for="organization_id" { "Organization ID" }
+                    input id="organization_id" name="organization_id" type="text"
+                        autocomplete="organization" spellcheck="false" autocapitalize="none"
+                        maxlength="64" value=(org_id) placeholder="m-…";
                 }
                 button.primary type="submit" { "Sign in" }
             }

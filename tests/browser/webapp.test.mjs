@@ -124,11 +124,16 @@ async function newPage() {
   return { context, page, errors };
 }
 
+// An email address alone names the organization (its verified domain); a bare username opens the folded
+// "Organization ID" field and fills it too.
 async function signIn(page, org, username, password) {
   await page.goto(`${base}/webapp/`);
-  await page.getByLabel("Organization ID").fill(org);
-  await page.getByLabel("Username or email").fill(username);
+  await page.getByLabel("Email address").fill(username);
   await page.getByLabel("Password").fill(password);
+  if (!username.includes("@")) {
+    await page.getByText("Signing in with a username instead?").click();
+    await page.getByLabel("Organization ID").fill(org);
+  }
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForLoadState();
 }
@@ -170,15 +175,14 @@ test("sign in, create, verify, last used, revoke, sign out", async () => {
   await signIn(page, org, "alice", "Wrong-Password-1");
   await page.getByRole("alert").filter({ hasText: "Invalid organization, username or password." }).waitFor();
   assert.equal(await page.getByLabel("Password").inputValue(), "");
-  assert.equal(await page.getByLabel("Username or email").inputValue(), "alice");
+  assert.equal(await page.getByLabel("Email address").inputValue(), "alice");
+  assert.equal(await page.getByLabel("Organization ID").inputValue(), org);
   assert.deepEqual(await context.cookies(), []);
   await shot(page, "02-sign-in-failed");
 
-  // Sign in with the keyboard only: the first field has focus, Tab moves through the form, Enter submits.
+  // Sign in with the keyboard only and the email address alone: the first field has focus, Tab moves through the
+  // form, Enter submits.
   await page.goto(`${base}/webapp/`);
-  assert.equal(await page.evaluate(() => document.activeElement.id), "organization_id");
-  await page.keyboard.type(org);
-  await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.id), "username");
   await page.keyboard.type("alice@acme.awsapps.com");
   await page.keyboard.press("Tab");

@@ -68,7 +68,6 @@ TEMP_FAILURE = b"[UNAVAILABLE]"
 # The shipped snippet's placeholders, replaced to point at this test's files and server.
 SNIPPET_LUA_PATH = "file=/etc/dovecot/workmail-pat-passdb.lua"
 SNIPPET_URL = "WORKMAIL_PAT_URL=http://127.0.0.1:4610"
-SNIPPET_ORG = "WORKMAIL_PAT_ORGANIZATION_ID=m-00000000000000000000000000000000"
 
 
 def free_port() -> int:
@@ -116,10 +115,13 @@ class StubRelay:
 class Dovecot:
     """One private Dovecot instance: own base_dir, config and log in a temp dir, IMAP on a loopback high port."""
 
-    def __init__(self, verify_url: str, org_id: str, extra_env: str = "", extra_conf: str = "",
+    def __init__(self, verify_url: str, org_id: str | None, extra_env: str = "", extra_conf: str = "",
                  verifier_key_file: Path | None = VERIFIER_KEY_FILE):
         if verifier_key_file is not None:
             extra_env = f" WORKMAIL_PAT_VERIFIER_KEY_FILE={verifier_key_file}{extra_env}"
+        # The shipped snippet names no organization (logins by address); a username-only setup adds one.
+        if org_id is not None:
+            extra_env = f" WORKMAIL_PAT_ORGANIZATION_ID={org_id}{extra_env}"
         # World-traversable: the auth and mail processes run as unprivileged users and must read the Lua script.
         self.dir = Path(tempfile.mkdtemp(prefix="wm-dovecot-"))
         self.dir.chmod(0o755)
@@ -135,8 +137,7 @@ class Dovecot:
         snippet = (CONTRIB / "2.3" / "90-workmail-pat.conf").read_text()
         for old, new in (
             (SNIPPET_LUA_PATH, f"file={lua}"),
-            (SNIPPET_URL, f"WORKMAIL_PAT_URL={verify_url}"),
-            (SNIPPET_ORG, f"WORKMAIL_PAT_ORGANIZATION_ID={org_id}{extra_env}"),
+            (SNIPPET_URL, f"WORKMAIL_PAT_URL={verify_url}{extra_env}"),
         ):
             # The test must exercise the shipped file, so a placeholder that moved is a failure, not a skip.
             assert snippet.count(old) == 1, f"contrib/dovecot/2.3/90-workmail-pat.conf no longer contains {old!r}"
@@ -543,10 +544,10 @@ def test_hung_service_times_out_as_a_temporary_failure(org):
         silent.close()
 
 
-def test_missing_organization_id_stops_the_auth_process():
-    """A passdb without its organization must not half-work: the auth process refuses to start, logins are refused
-    and the log says why."""
-    d = Dovecot("http://127.0.0.1:9", "")
+def test_a_malformed_organization_id_stops_the_auth_process():
+    """A passdb with a broken organization setting must not half-work: the auth process refuses to start, logins are
+    refused and the log says why."""
+    d = Dovecot("http://127.0.0.1:9", "not-an-org")
     try:
         d.proc = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(d.dir / "dovecot.conf")],
@@ -559,12 +560,77 @@ def test_missing_organization_id_stops_the_auth_process():
         while True:
             try:
                 err = d.login("alice", "wmpat_" + "a" * 46)
-                assert err is not None, "logged in without an organization id"
+                assert err is not None, "logged in with a malformed organization id"
             except (OSError, imaplib.IMAP4.error):
                 pass  # not listening yet, or "* BYE Auth process broken"
-            if "WORKMAIL_PAT_ORGANIZATION_ID is not set" in (d.log.read_text() if d.log.exists() else ""):
+            if "WORKMAIL_PAT_ORGANIZATION_ID is not an organization id" in (d.log.read_text() if d.log.exists() else ""):
                 break
             assert time.monotonic() < deadline, d.diagnostics()
             time.sleep(0.2)
     finally:
         d.stop()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One Dovecot for every organization (issue 15): the shipped configuration names no organization
+# --------------------------------------------------------------------------------------------------------------
+def org_with_domain(url: str, users=("alice",)):
+    """An organization with its own verified domain (the server verifies at once) and users registered there."""
+    o = h.make_pat_org(url, users=())
+    domain = f"mail{secrets.token_hex(6)}.example.com"
+    o.client.register_mail_domain(OrganizationId=o.org_id, DomainName=domain)
+    o.domain = domain
+    for name in users:
+        o.add_user(name)
+    return o
+
+
+@pytest.fixture(scope="module")
+def shared_dovecot(server):
+    d = Dovecot(server.url, None).start()
+    yield d
+    d.stop()
+
+
+def test_the_shipped_snippet_names_no_organization():
+    for version in ("2.3", "2.4"):
+        lines = (CONTRIB / version / "90-workmail-pat.conf").read_text().splitlines()
+        settings = [line for line in lines if not line.lstrip().startswith("#")]
+        assert not any("ORGANIZATION_ID" in line or "m-0000" in line for line in settings), version
+
+
+def test_two_organizations_log_in_through_one_dovecot(server, shared_dovecot):
+    first = org_with_domain(server.url, users=("alice",))
+    second = org_with_domain(server.url, users=("alice", "bob"))
+    a1 = first.users["alice"].create_pat()["Token"]
+    a2 = second.users["alice"].create_pat()["Token"]
+    b2 = second.users["bob"].create_pat()["Token"]
+    shared_dovecot.assert_login_ok(f"alice@{first.domain}", a1)
+    shared_dovecot.assert_login_ok(f"alice@{second.domain}", a2)
+    shared_dovecot.assert_login_ok(f"BOB@{second.domain.upper()}", b2)
+    # Same name, other organization's token: refused either way round.
+    shared_dovecot.assert_login_refused(f"alice@{first.domain}", a2)
+    shared_dovecot.assert_login_refused(f"alice@{second.domain}", a1)
+    # A bare username names no organization here.
+    shared_dovecot.assert_login_refused("alice", a1)
+    # SMTP submission too.
+    assert shared_dovecot.smtp_login(f"bob@{second.domain}", b2)[0] == 235
+
+
+def test_alias_login_and_a_deregistered_domain_stops_logins_at_once(server, shared_dovecot):
+    o = org_with_domain(server.url, users=("carol",))
+    carol = o.users["carol"]
+    extra = f"alias{secrets.token_hex(5)}.example.net"
+    o.client.register_mail_domain(OrganizationId=o.org_id, DomainName=extra)
+    o.client.create_alias(OrganizationId=o.org_id, EntityId=carol.user_id, Alias=f"c@{extra}")
+    token = carol.create_pat()["Token"]
+    shared_dovecot.assert_login_ok(f"c@{extra}", token)
+    shared_dovecot.assert_login_ok(f"carol@{o.domain}", token)
+    # The domain goes (its alias first, as DeregisterMailDomain requires): the very next login by it fails.
+    o.client.delete_alias(OrganizationId=o.org_id, EntityId=carol.user_id, Alias=f"c@{extra}")
+    o.client.deregister_mail_domain(OrganizationId=o.org_id, DomainName=extra)
+    shared_dovecot.assert_login_refused(f"c@{extra}", token)
+    # Carol's primary domain deregistered with her (deregistration releases her address): refused at once.
+    o.client.deregister_from_work_mail(OrganizationId=o.org_id, EntityId=carol.user_id)
+    o.client.deregister_mail_domain(OrganizationId=o.org_id, DomainName=o.domain)
+    shared_dovecot.assert_login_refused(f"carol@{o.domain}", token)

@@ -186,7 +186,7 @@ def test_verify_success_and_scopes(url, env):
     for scope in ("IMAP", "SMTP"):
         r = alice.verify(t["Token"], scope=scope)
         assert r.status == 200, (scope, r)
-        assert r.json() == {"UserId": alice.user_id, "PersonalAccessTokenId": t["PersonalAccessTokenId"]}
+        assert r.json() == {"OrganizationId": env.org_id, "UserId": alice.user_id, "PersonalAccessTokenId": t["PersonalAccessTokenId"]}
     # Without a Scope any token would pass: refused (issue 12, defect 12; see test_trust_limits.py).
     assert_verify_401(alice.verify(t["Token"], scope=None))
     r = alice.verify(t["Token"], username=alice.email)
