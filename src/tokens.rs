@@ -432,7 +432,7 @@ async fn verify_token(
         .is_none_or(|t| now - t >= app.settings.last_used_interval_ms)
     {
         app.store
-            .touch_personal_access_token(&token.id, now, app.settings.last_used_interval_ms)
+            .touch_personal_access_token(token, now, app.settings.last_used_interval_ms)
             .await?;
     }
     Ok(Some(Verified {

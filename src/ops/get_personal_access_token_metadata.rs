@@ -1,9 +1,9 @@
 //! GetPersonalAccessTokenMetadata: the seven summary members of one token; ResourceNotFoundException when the id
-//! is unknown in this organization (spec D6).
+//! is unknown in this organization (spec D6). The answer is the token's stored summary, sent as stored.
 
 use serde::Deserialize;
 
-use super::{Ctx, PatSummary, Reply, active_org, encode, store_error, validate};
+use super::{Ctx, RawJson, Reply, check_active_org, store_error, validate};
 use crate::error::{ErrorCode, ServiceError};
 
 #[derive(Deserialize)]
@@ -13,14 +13,14 @@ pub struct Input {
     personal_access_token_id: Option<String>,
 }
 
-pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+pub async fn run(ctx: &Ctx<'_>, input: Input) -> Result<RawJson, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let id = validate::personal_access_token_id(&input.personal_access_token_id)?;
-    active_org(ctx, org_id).await?;
-    let token = ctx
+    check_active_org(ctx, org_id).await?;
+    let summary = ctx
         .app
         .store
-        .get_personal_access_token(org_id, id)
+        .get_personal_access_token_summary(org_id, id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| {
@@ -29,5 +29,9 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
                 format!("Personal access token {id} does not exist"),
             )
         })?;
-    encode(&PatSummary::from(&token))
+    Ok(RawJson(summary.into_bytes()))
+}
+
+pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Reply {
+    run(ctx, input).await.map(RawJson::into_body)
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{EpochSeconds, Organization, Partition, PersonalAccessToken, User, UserState};
+use crate::domain::{Organization, Partition, User, UserState};
 use crate::error::{ErrorCode, ServiceError};
 use crate::state::AppState;
 use crate::store::{Conflict, StoreError};
@@ -169,6 +169,35 @@ pub async fn active_org(ctx: &Ctx<'_>, org_id: &str) -> Result<Organization, Ser
     Ok(org)
 }
 
+/// The same check as [`active_org`], reading only the organization's state (the read paths that need nothing else).
+pub async fn check_active_org(ctx: &Ctx<'_>, org_id: &str) -> Result<(), ServiceError> {
+    let state = ctx
+        .app
+        .store
+        .get_organization_state(&ctx.partition, org_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::organization_not_found(org_id))?;
+    if state != crate::domain::org_state::ACTIVE {
+        return Err(ServiceError::new(
+            ErrorCode::OrganizationStateException,
+            format!("Organization {org_id} is not Active, state: {state}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An operation's answer already encoded as JSON by the store (pages of stored summaries): dispatch sends its bytes
+/// as they are.
+#[derive(Debug)]
+pub struct RawJson(pub Vec<u8>);
+
+impl RawJson {
+    pub fn into_body(self) -> Vec<u8> {
+        self.0
+    }
+}
+
 /// `OrganizationStateException` in the form real AWS uses.
 pub fn org_not_active(org: &Organization) -> ServiceError {
     ServiceError::new(
@@ -225,33 +254,7 @@ pub fn user_conflict(e: StoreError, name: &str) -> ServiceError {
     }
 }
 
-/// `PersonalAccessTokenSummary` / GetPersonalAccessTokenMetadata output: the same seven members.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PatSummary<'a> {
-    pub personal_access_token_id: &'a str,
-    pub user_id: &'a str,
-    pub name: &'a str,
-    pub date_created: EpochSeconds,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date_last_used: Option<EpochSeconds>,
-    pub expires_time: EpochSeconds,
-    pub scopes: &'a [String],
-}
-
-impl<'a> From<&'a PersonalAccessToken> for PatSummary<'a> {
-    fn from(t: &'a PersonalAccessToken) -> Self {
-        PatSummary {
-            personal_access_token_id: &t.id,
-            user_id: &t.user_id,
-            name: &t.name,
-            date_created: EpochSeconds(t.created_ms),
-            date_last_used: t.last_used_ms.map(EpochSeconds),
-            expires_time: EpochSeconds(t.expires_ms),
-            scopes: &t.scopes,
-        }
-    }
-}
+pub use crate::domain::PatSummary;
 
 #[cfg(test)]
 mod tests {

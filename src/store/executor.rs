@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::sql::*;
 use super::{
     AttemptRequest, ClientTokenRecord, Idempotency, Idempotent, ImportBatch, SharedAttempt, Store,
-    StoreError, VerifyRecord,
+    StoreError, SummaryPage, VerifyRecord,
 };
 use crate::clock::Millis;
 use crate::domain::{
@@ -27,6 +27,20 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     const PATS_OF_USER: Stmt;
     /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
     const PATS_OF_ORG: Stmt;
+    /// [`Executor::PATS_OF_USER`] with [`summary_columns`].
+    const SUMMARIES_OF_USER: Stmt;
+    /// [`Executor::PATS_OF_ORG`] with [`summary_columns`].
+    const SUMMARIES_OF_ORG: Stmt;
+
+    /// A page of stored summaries: `sql` selects [`summary_columns`] rows in page order; at most `limit` of them are
+    /// appended to `body` (comma-separated), and one more row only sets [`SummaryPage::has_more`].
+    async fn summaries(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError>;
 
     /// Runs a query and decodes every row.
     async fn all<T: Send + 'static>(
@@ -146,6 +160,17 @@ impl<E: Executor> Store for E {
             "FROM organizations WHERE id = ?1 AND account = ?2 AND region = ?3"
         );
         self.row(get, args![id, &p.account, &p.region], org).await
+    }
+
+    async fn get_organization_state(
+        &self,
+        p: &Partition,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let get =
+            stmt!("SELECT state FROM organizations WHERE id = ?1 AND account = ?2 AND region = ?3");
+        self.row(get, args![id, &p.account, &p.region], |r| r.text(0))
+            .await
     }
 
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
@@ -407,6 +432,46 @@ impl<E: Executor> Store for E {
         .await
     }
 
+    async fn list_personal_access_token_summaries(
+        &self,
+        org_id: &str,
+        user_id: Option<&str>,
+        after: Option<Cursor>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError> {
+        let (c_ms, c_id) = position(after);
+        let (page, args) = match user_id {
+            Some(u) => (
+                E::SUMMARIES_OF_USER,
+                args![org_id, u, c_ms, c_id, limit as i64 + 1],
+            ),
+            None => (
+                E::SUMMARIES_OF_ORG,
+                args![org_id, c_ms, c_id, limit as i64 + 1],
+            ),
+        };
+        if holds_nul(&args) {
+            let empty = SummaryPage {
+                body,
+                count: 0,
+                has_more: false,
+                last: None,
+            };
+            return Ok(empty);
+        }
+        self.summaries(page, args, limit, body).await
+    }
+
+    async fn get_personal_access_token_summary(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let get = stmt!("SELECT summary FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2");
+        self.row(get, args![org_id, id], |r| r.text(0)).await
+    }
+
     async fn get_personal_access_token(
         &self,
         org_id: &str,
@@ -461,17 +526,21 @@ impl<E: Executor> Store for E {
 
     async fn touch_personal_access_token(
         &self,
-        id: &str,
+        token: &PersonalAccessToken,
         now_ms: Millis,
         min_interval_ms: Millis,
     ) -> Result<(), StoreError> {
         // Never moves it back. (On PostgreSQL the WHERE clause is re-checked on the latest row version after taking
-        // the row lock, so racing replicas write at most once per interval.)
+        // the row lock, so racing replicas write at most once per interval.) The summary moves in the same statement.
         let touch = stmt!(
-            "UPDATE personal_access_tokens SET last_used_ms = ?2 WHERE id = ?1 \
+            "UPDATE personal_access_tokens SET last_used_ms = ?2, summary = ?4 WHERE id = ?1 \
              AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
         );
-        let args = args![id, now_ms, min_interval_ms];
+        let touched = PersonalAccessToken {
+            last_used_ms: Some(now_ms),
+            ..token.clone()
+        };
+        let args = args![&token.id, now_ms, min_interval_ms, touched.summary_json()];
         self.write1(true, touch, args).await.map(drop)
     }
 

@@ -16,8 +16,8 @@ use rusqlite::{Connection, Row, ToSql, params, params_from_iter};
 
 use super::executor::Executor;
 use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
-use super::{Conflict, Idempotency, Idempotent, StoreError};
-use crate::domain::Organization;
+use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
+use crate::domain::{Cursor, Organization};
 
 /// Versioned migrations, applied in order at open. Never edit a released one: add a new file.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/sqlite/0003_credential_generations.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_pat_summaries.sql"),
     ),
 ];
 
@@ -200,6 +204,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )
         .map_err(backend)?;
     }
+    if current < newest {
+        fill_summaries(&tx)?;
+    }
     tx.commit().map_err(backend)
 }
 
@@ -233,6 +240,64 @@ fn query<T>(
         out.push(decode(row)?);
     }
     Ok(out)
+}
+
+/// Appends the stored summaries of a page to `body`: the bytes are copied straight from SQLite's row buffer.
+fn summary_page(
+    conn: &Connection,
+    sql: Stmt,
+    args: &[Param],
+    limit: usize,
+    mut body: Vec<u8>,
+) -> Result<SummaryPage, StoreError> {
+    let mut stmt = conn.prepare_cached(sql.sqlite).map_err(backend)?;
+    let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
+    let (mut count, mut has_more) = (0, false);
+    let mut last: Option<(i64, usize)> = None;
+    let mut last_id = String::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        if count == limit {
+            has_more = true;
+            break;
+        }
+        let created = row.get_ref(0).and_then(|v| Ok(v.as_i64()?));
+        let id = row.get_ref(1).and_then(|v| Ok(v.as_str()?));
+        let summary = row.get_ref(2).and_then(|v| Ok(v.as_bytes()?));
+        let (created, id, summary) = (
+            created.map_err(backend)?,
+            id.map_err(backend)?,
+            summary.map_err(backend)?,
+        );
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(summary);
+        last_id.clear();
+        last_id.push_str(id);
+        last = Some((created, count));
+        count += 1;
+    }
+    Ok(SummaryPage {
+        body,
+        count,
+        has_more,
+        last: last.map(|(created_ms, _)| Cursor {
+            created_ms,
+            id: last_id,
+        }),
+    })
+}
+
+/// Fills the summary of every row written before summaries were stored (right after the migration that added them).
+fn fill_summaries(tx: &Connection) -> Result<(), StoreError> {
+    let missing = query(tx, sql::PATS_WITHOUT_SUMMARY, &[], sql::pat)?;
+    for token in &missing {
+        exec(
+            tx,
+            &(sql::SET_SUMMARY, args![&token.id, token.summary_json()]),
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs one write; a broken uniqueness rule becomes its [`Conflict`].
@@ -284,6 +349,30 @@ impl Executor for SqliteStore {
         " FROM personal_access_tokens INDEXED BY pats_org_page WHERE org_id = ?1 \
          AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
     ));
+
+    const SUMMARIES_OF_USER: Stmt = sql::stmt!(concat!(
+        "SELECT ",
+        sql::summary_columns!(),
+        " FROM personal_access_tokens INDEXED BY pats_user_page WHERE org_id = ?1 AND user_id = ?2 \
+         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
+    ));
+    const SUMMARIES_OF_ORG: Stmt = sql::stmt!(concat!(
+        "SELECT ",
+        sql::summary_columns!(),
+        " FROM personal_access_tokens INDEXED BY pats_org_page WHERE org_id = ?1 \
+         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
+    ));
+
+    async fn summaries(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError> {
+        self.read(move |conn| summary_page(conn, sql, &args, limit, body))
+            .await
+    }
 
     async fn all<T: Send + 'static>(
         &self,
