@@ -323,6 +323,23 @@ async fn users_resolve_by_id_name_or_email_and_stay_unique(url: String, s: Arc<d
         s.find_user(&o.id, &alice.id).await.unwrap().unwrap().state,
         UserState::Deleted
     );
+    // The id-and-state lookup (verification, list filters) resolves exactly as the full one.
+    for ident in [
+        "alice",
+        "ALICE",
+        alice.id.as_str(),
+        alice2.id.as_str(),
+        "bob",
+        bob.id.as_str(),
+        "nobody",
+    ] {
+        let full = s.find_user(&o.id, ident).await.unwrap();
+        assert_eq!(
+            s.find_user_key(&o.id, ident).await.unwrap(),
+            full.map(|u| (u.id, u.state)),
+            "{url}: {ident}"
+        );
+    }
 
     // Updates change only what is given.
     s.update_user(

@@ -615,7 +615,8 @@ async fn run(args: Args) -> Result<(), String> {
             .iter()
             .take(200)
             .map(|u| {
-                let body = serde_json::json!({"OrganizationId": u.0, "UserId": u.1, "MaxResults": size});
+                let body =
+                    serde_json::json!({"OrganizationId": u.0, "UserId": u.1, "MaxResults": size});
                 aws_request(&addr, "ListPersonalAccessTokens", &body)
             })
             .collect()
@@ -778,7 +779,14 @@ async fn measure(
                 reqs.len() as f64 / warm.elapsed().as_secs_f64()
             );
         }
-        let service = load(addr, reqs, args.connections, args.seconds, args.max_requests).await?;
+        let service = load(
+            addr,
+            reqs,
+            args.connections,
+            args.seconds,
+            args.max_requests,
+        )
+        .await?;
         let floor = match floor {
             true => Some(measure_floor(args, workdir, reqs, &sample_body).await?),
             false => None,
@@ -875,7 +883,10 @@ async fn postgres_figures(
         started.elapsed().as_secs_f64()
     );
     let mut extra = extra_server_args(server_bin);
-    for (flag, suffix) in [("--token-key-file", "token-key"), ("--pepper-file", "pepper")] {
+    for (flag, suffix) in [
+        ("--token-key-file", "token-key"),
+        ("--pepper-file", "pepper"),
+    ] {
         extra.push(flag.into());
         extra.push(format!("{}.{suffix}", db.display()));
     }

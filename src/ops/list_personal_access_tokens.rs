@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, RawJson, Reply, check_active_org, resolve_live_user, store_error, validate};
+use super::{Ctx, RawJson, Reply, check_active_org, resolve_live_user_id, store_error, validate};
 use crate::error::ServiceError;
 use crate::pagination::TokenScope;
 
@@ -34,7 +34,7 @@ pub async fn run(ctx: &Ctx<'_>, input: Input) -> Result<RawJson, ServiceError> {
     // The filter is resolved to the canonical user id before it is bound into the NextToken, so a walk started
     // with a username continues with the id and vice versa.
     let user_id = match user_ident {
-        Some(ident) => Some(resolve_live_user(ctx, org_id, ident).await?.id),
+        Some(ident) => Some(resolve_live_user_id(ctx, org_id, ident).await?),
         None => None,
     };
     let scope = TokenScope {

@@ -233,10 +233,33 @@ pub async fn resolve_live_user(
 }
 
 pub fn user_deleted(user: &User) -> ServiceError {
+    deleted_entity(&user.id)
+}
+
+fn deleted_entity(id: &str) -> ServiceError {
     ServiceError::new(
         ErrorCode::EntityStateException,
-        format!("Entity {} is in state DELETED", user.id),
+        format!("Entity {id} is in state DELETED"),
     )
+}
+
+/// [`resolve_live_user`] reading only the user's id and state (filters that need nothing else).
+pub async fn resolve_live_user_id(
+    ctx: &Ctx<'_>,
+    org_id: &str,
+    ident: &str,
+) -> Result<String, ServiceError> {
+    let (id, state) = ctx
+        .app
+        .store
+        .find_user_key(org_id, ident)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::entity_not_found(ident))?;
+    if state == UserState::Deleted {
+        return Err(deleted_entity(&id));
+    }
+    Ok(id)
 }
 
 /// Maps a uniqueness conflict on a user write.

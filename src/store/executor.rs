@@ -12,7 +12,7 @@ use super::{
 use crate::clock::Millis;
 use crate::domain::{
     Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, Session,
-    User, UserFilter, UserUpdate, org_state,
+    User, UserFilter, UserState, UserUpdate, org_state,
 };
 
 /// How a backend runs statements. Every executor is a [`Store`] (below): a backend adds only how it runs a
@@ -23,6 +23,8 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Resolves `?2` (id) or `?3` (lower-cased name or email) in organization `?1`, the exact id first, then a
     /// live user before a DELETED one, then the newest; [`user`] columns.
     const FIND_USER: Stmt;
+    /// [`Executor::FIND_USER`] selecting only `id, state`.
+    const FIND_USER_KEY: Stmt;
     /// A user's tokens (`?1` org, `?2` user) after (`?3`, `?4`), at most `?5`; [`pat`] columns.
     const PATS_OF_USER: Stmt;
     /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
@@ -68,6 +70,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
 
     /// Flushes and closes cleanly.
     async fn shut_down(&self) -> Result<(), StoreError>;
+
+    /// Runs the many inserts of a bulk import in one transaction (a backend may give it more memory).
+    async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        self.write(false, steps).await.map(drop)
+    }
 
     /// [`Store::shares_attempts`].
     fn shares_attempts(&self) -> bool {
@@ -243,6 +250,19 @@ impl<E: Executor> Store for E {
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
         let args = args![org_id, ident, ident.to_ascii_lowercase()];
         self.row(E::FIND_USER, args, user).await
+    }
+
+    async fn find_user_key(
+        &self,
+        org_id: &str,
+        ident: &str,
+    ) -> Result<Option<(String, UserState)>, StoreError> {
+        let args = args![org_id, ident, ident.to_ascii_lowercase()];
+        let key = |r: &dyn SqlRow| {
+            let state = UserState::parse(&r.text(1)?).unwrap_or(UserState::Disabled);
+            Ok((r.text(0)?, state))
+        };
+        self.row(E::FIND_USER_KEY, args, key).await
     }
 
     async fn list_users(
@@ -622,7 +642,7 @@ impl<E: Executor> Store for E {
         if steps.is_empty() {
             return Ok(());
         }
-        self.write(false, steps).await.map(drop)
+        self.bulk_write(steps).await
     }
 
     async fn reset(&self, partition: Option<&Partition>) -> Result<(), StoreError> {

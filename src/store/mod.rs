@@ -201,6 +201,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Resolves a user id, username or email (names and emails ignore case). A live user wins over a DELETED one
     /// of the same name.
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError>;
+    /// The id and state of the user [`Store::find_user`] resolves (what verification and list filters need).
+    async fn find_user_key(
+        &self,
+        org_id: &str,
+        ident: &str,
+    ) -> Result<Option<(String, crate::domain::UserState)>, StoreError>;
     async fn list_users(
         &self,
         org_id: &str,

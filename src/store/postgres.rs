@@ -470,6 +470,10 @@ impl Executor for PostgresStore {
         " FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
          ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
     ));
+    const FIND_USER_KEY: Stmt = sql::stmt!(
+        "SELECT id, state FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
+         ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
+    );
     // Two statements rather than `($2 IS NULL OR user_id = $2)`, so each uses its own index.
     const PATS_OF_USER: Stmt = sql::stmt!(concat!(
         "SELECT ",

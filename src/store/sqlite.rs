@@ -51,6 +51,9 @@ pub struct SqliteStore {
 /// Read-only connections per file store.
 const READERS: usize = 4;
 
+/// The page cache of a bulk import's transaction (KiB).
+const BULK_CACHE_KIB: u32 = 256 * 1024;
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -335,6 +338,12 @@ impl Executor for SqliteStore {
         ", 0 FROM users WHERE org_id = ?1 AND email_key = ?3) \
          ORDER BY by_id DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
     ));
+    const FIND_USER_KEY: Stmt = sql::stmt!(
+        "SELECT id, state FROM (SELECT id, state, created_ms, 1 AS by_id FROM users WHERE id = ?2 AND org_id = ?1 \
+         UNION ALL SELECT id, state, created_ms, 0 FROM users WHERE org_id = ?1 AND name_key = ?3 \
+         UNION ALL SELECT id, state, created_ms, 0 FROM users WHERE org_id = ?1 AND email_key = ?3) \
+         ORDER BY by_id DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
+    );
     // Each page pinned to its index: without statistics the planner walked the organization index for a user's
     // tokens (67 ms at 1M tokens). `LIMIT ?N + 0`, not `LIMIT ?N`: SQLite reads a bare bound LIMIT while preparing,
     // so every new value expired the cached statement and each page was parsed and planned again (issue 14: 35
@@ -434,6 +443,22 @@ impl Executor for SqliteStore {
             exec(&tx, &insert)?;
             tx.commit().map_err(backend)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        // Random keys (token ids, secret digests) dirty pages all over their indexes: with SQLite's default 2 MiB
+        // cache the transaction spilled and rewrote the same pages many times (1M tokens took over a minute). The
+        // import gets a large cache for its transaction; the writer goes back to the default afterwards, so a
+        // server's memory does not grow with the writes it serves.
+        self.run(move |conn| {
+            conn.execute_batch(&format!("PRAGMA cache_size = -{BULK_CACHE_KIB}"))
+                .map_err(backend)?;
+            let result = transaction(conn, &steps);
+            conn.execute_batch("PRAGMA cache_size = -2000")
+                .map_err(backend)?;
+            result.map(drop)
         })
         .await
     }
