@@ -496,10 +496,10 @@ async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: 
     );
 
     // DateLastUsed: first use written, then at most once per interval, never moved back.
-    s.touch_personal_access_token(&one, 10_000, 60_000)
+    s.touch_personal_access_token(one, 10_000, 60_000)
         .await
         .unwrap();
-    s.touch_personal_access_token(&one, 20_000, 60_000)
+    s.touch_personal_access_token(one, 20_000, 60_000)
         .await
         .unwrap();
     assert_eq!(
@@ -510,10 +510,10 @@ async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: 
             .last_used_ms,
         Some(10_000)
     );
-    s.touch_personal_access_token(&one, 70_000, 60_000)
+    s.touch_personal_access_token(one, 70_000, 60_000)
         .await
         .unwrap();
-    s.touch_personal_access_token(&one, 5_000, 60_000)
+    s.touch_personal_access_token(one, 5_000, 60_000)
         .await
         .unwrap();
     assert_eq!(

@@ -48,9 +48,16 @@ pub async fn run(
         "{:<52} {:>14} {:>12}   (callgrind, {n} warm requests)",
         "figure", "instr/req", "allocs/req"
     );
+    let setup = Setup {
+        server_bin,
+        db_url,
+        workdir,
+        extra,
+        basics,
+        keep: args.workdir.is_some(),
+    };
     for (i, name) in CORE.iter().enumerate() {
-        let keep = args.workdir.is_some();
-        let t = one(server_bin, db_url, workdir, extra, basics, i, n, keep).await?;
+        let t = one(&setup, i, n).await?;
         println!(
             "{:<52} {:>14.0} {:>12.1}",
             name,
@@ -76,17 +83,27 @@ fn control(arg: &str, pid: u32) -> Result<(), String> {
     }
 }
 
-/// One run of the server under callgrind: every request of figure `which` once, then `n` counted requests.
-async fn one(
-    server_bin: &Path,
-    db_url: &str,
-    workdir: &Path,
-    extra: &[String],
-    basics: &Basics,
-    which: usize,
-    n: usize,
+/// What every profiled run shares.
+struct Setup<'a> {
+    server_bin: &'a Path,
+    db_url: &'a str,
+    workdir: &'a Path,
+    extra: &'a [String],
+    basics: &'a Basics,
+    /// Keep the callgrind files (with `--workdir`: callgrind_annotate shows where the costs are).
     keep: bool,
-) -> Result<Totals, String> {
+}
+
+/// One run of the server under callgrind: every request of figure `which` once, then `n` counted requests.
+async fn one(setup: &Setup<'_>, which: usize, n: usize) -> Result<Totals, String> {
+    let Setup {
+        server_bin,
+        db_url,
+        workdir,
+        extra,
+        basics,
+        keep,
+    } = *setup;
     let out = workdir.join(format!("callgrind-{which}.out"));
     let mut command = Command::new("valgrind");
     command
@@ -119,7 +136,6 @@ async fn one(
     drop(server.guard);
     let dump = workdir.join(format!("callgrind-{which}.out.1"));
     let text = std::fs::read_to_string(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
-    // Kept with `--workdir` (callgrind_annotate shows where the instructions and allocations are).
     if !keep {
         for file in [&out, &dump] {
             let _ = std::fs::remove_file(file);
