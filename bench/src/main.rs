@@ -26,7 +26,11 @@ use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod figures;
+mod postgres;
 mod profile;
+
+use figures::{Basics, CORE, core_requests};
 
 const ACCOUNT: &str = "111111111111";
 const ACCESS_KEY: &str = "BENCHAKID000000000001";
@@ -407,112 +411,6 @@ async fn start_server(
     })
 }
 
-/// What the requests are made of: the organizations, the sampled (organization, user, secret) triples and the ids
-/// of the first page of the first organization.
-pub struct Basics {
-    orgs: Vec<String>,
-    samples: Vec<(String, String, String)>,
-    ids: Vec<String>,
-}
-
-impl Basics {
-    async fn read(addr: &str, probe: &mut Conn, secrets_file: &Path) -> Result<Self, String> {
-        let (status, body) = probe
-            .call(&aws_request(
-                addr,
-                "ListOrganizations",
-                &serde_json::json!({}),
-            ))
-            .await?;
-        if status != 200 {
-            return Err(format!(
-                "ListOrganizations answered {status}: {}",
-                String::from_utf8_lossy(&body)
-            ));
-        }
-        let orgs: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
-            .map_err(|e| e.to_string())?["OrganizationSummaries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|o| o["OrganizationId"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if orgs.is_empty() {
-            return Err("the store holds no organization".into());
-        }
-        let samples = std::fs::read_to_string(secrets_file)
-            .map_err(|e| e.to_string())?
-            .lines()
-            .filter_map(|l| {
-                let mut p = l.splitn(3, ',');
-                Some((
-                    p.next()?.to_string(),
-                    p.next()?.to_string(),
-                    p.next()?.to_string(),
-                ))
-            })
-            .collect();
-        let first = serde_json::json!({"OrganizationId": orgs[0], "MaxResults": 10});
-        let (_, body) = probe
-            .call(&aws_request(addr, "ListPersonalAccessTokens", &first))
-            .await?;
-        let doc: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        let ids = doc["PersonalAccessTokenSummaries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t["PersonalAccessTokenId"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self { orgs, samples, ids })
-    }
-}
-
-/// The figures with targets, each measured on SQLite, on PostgreSQL and under callgrind.
-pub const CORE: [&str; 4] = [
-    "ListPersonalAccessTokens org, 100/page, first page",
-    "ListPersonalAccessTokens org, 10/page, first page",
-    "GetPersonalAccessTokenMetadata",
-    "/auth/v1/verify",
-];
-
-/// The requests of [`CORE`] figure `which`, signed for a server at `addr`.
-pub fn core_requests(addr: &str, basics: &Basics, which: usize) -> Vec<Req> {
-    let list = |size: u32| -> Vec<Req> {
-        basics
-            .orgs
-            .iter()
-            .map(|o| {
-                let body = serde_json::json!({"OrganizationId": o, "MaxResults": size});
-                aws_request(addr, "ListPersonalAccessTokens", &body)
-            })
-            .collect()
-    };
-    match which {
-        0 => list(100),
-        1 => list(10),
-        2 => basics
-            .ids
-            .iter()
-            .map(|id| {
-                let body = serde_json::json!({"OrganizationId": basics.orgs[0], "PersonalAccessTokenId": id});
-                aws_request(addr, "GetPersonalAccessTokenMetadata", &body)
-            })
-            .collect(),
-        _ => basics
-            .samples
-            .iter()
-            .map(|(org, user, secret)| {
-                let body = serde_json::json!({"OrganizationId": org, "Username": user, "Token": secret, "Scope": "IMAP"});
-                json_request(addr, "/auth/v1/verify", &body)
-            })
-            .collect(),
-    }
-}
-
 async fn run(args: Args) -> Result<(), String> {
     let temp;
     let workdir = match &args.workdir {
@@ -714,7 +612,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(admin_url) = &args.postgres {
         let sqlite_rps: Vec<(String, f64)> =
             rows.iter().map(|r| (r.0.clone(), r.1.rps())).collect();
-        postgres_figures(
+        postgres::figures(
             &args,
             &server_bin,
             &workdir,
@@ -828,116 +726,6 @@ async fn measure(
         rows.push((name.clone(), service, floor));
     }
     Ok(rows)
-}
-
-/// Copies the SQLite store into a fresh PostgreSQL database (`workmail-pat migrate`: binary COPY), serves it and
-/// measures the [`CORE`] figures, each printed with its ratio to the SQLite figure of this run.
-async fn postgres_figures(
-    args: &Args,
-    server_bin: &Path,
-    workdir: &Path,
-    db: &Path,
-    admin_url: &str,
-    basics: &Basics,
-    sqlite_rps: &[(String, f64)],
-) -> Result<(), String> {
-    const NAME: &str = "workmail_pat_bench";
-    let psql = |sql: &str| -> Result<(), String> {
-        let out = Command::new("psql")
-            .args([admin_url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .map_err(|e| format!("cannot run psql: {e}"))?;
-        match out.status.success() {
-            true => Ok(()),
-            false => Err(format!(
-                "psql: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-        }
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"))?;
-    psql(&format!("CREATE DATABASE {NAME}"))?;
-    // The same server, another database: postgres://USER@HOST:PORT/workmail_pat_bench.
-    let authority_end = admin_url
-        .find("://")
-        .map(|i| i + 3)
-        .and_then(|start| admin_url[start..].find(['/', '?']).map(|e| start + e))
-        .unwrap_or(admin_url.len());
-    let url = format!("{}/{NAME}", &admin_url[..authority_end]);
-    let started = Instant::now();
-    let out = Command::new(server_bin)
-        .args(["migrate", "--quiet", "--to", &url, "--from"])
-        .arg(format!("sqlite:{}", db.display()))
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "migrate to PostgreSQL failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    println!();
-    println!(
-        "PostgreSQL ({}): store copied in {:.1} s",
-        redact(&url),
-        started.elapsed().as_secs_f64()
-    );
-    let mut extra = extra_server_args(server_bin);
-    for (flag, suffix) in [
-        ("--token-key-file", "token-key"),
-        ("--pepper-file", "pepper"),
-    ] {
-        extra.push(flag.into());
-        extra.push(format!("{}.{suffix}", db.display()));
-    }
-    let server = start_server(
-        pinned(args, "0", server_bin),
-        &url,
-        &extra,
-        &workdir.join("server-postgres.log"),
-        Duration::from_secs(60),
-    )
-    .await?;
-    let figures: Vec<(String, Vec<Req>)> = (0..CORE.len())
-        .map(|i| (CORE[i].to_string(), core_requests(&server.addr, basics, i)))
-        .collect();
-    println!(
-        "{:<52} {:>10} {:>8} {:>8} | {:>10}",
-        "figure (PostgreSQL)", "req/s", "p50 ms", "p99 ms", "x SQLite"
-    );
-    let mut probe = Conn::open(&server.addr).await?;
-    for figure in &figures {
-        let rows = measure(
-            args,
-            workdir,
-            &server.addr,
-            &mut probe,
-            std::slice::from_ref(figure),
-            false,
-        )
-        .await?;
-        let sqlite = sqlite_rps
-            .iter()
-            .find(|(n, _)| *n == figure.0)
-            .map_or(f64::NAN, |r| r.1);
-        for (_, service, _) in rows {
-            println!(" | {:>10.2}", service.rps() / sqlite);
-        }
-    }
-    drop(probe);
-    drop(server.guard);
-    psql(&format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"))
-}
-
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
-            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
-            format!("{}:***{}", &url[..colon], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Extra `serve` flags when the server supports them: `--no-throttle` (the hardening work). Verification asks for

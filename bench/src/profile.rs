@@ -15,7 +15,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{Args, Basics, CORE, Conn, core_requests, start_server};
+use super::{Args, Conn, start_server};
+use crate::figures::{Basics, CORE, core_requests};
 
 /// Totals of one callgrind run.
 #[derive(Debug, Default, Clone, Copy)]
