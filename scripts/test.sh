@@ -88,7 +88,7 @@ echo "==> Benchmark smoke run (issue 4): checks the benchmark works, not its fig
 # dependencies. It signs with aws-sigv4 and fails on any answer that is not 200.
 env "$STATIC_RUSTFLAGS_VAR=-C target-feature=+crt-static" cargo build --release --locked --target "$STATIC_TRIPLE" \
     -p workmail-pat-bench
-"$TARGET_DIR/$STATIC_TRIPLE/release/workmail-pat-bench" --tokens 20000 --seconds 1 --connections 4
+"$TARGET_DIR/$STATIC_TRIPLE/release/workmail-pat-bench" --tokens 20000 --seconds 1 --connections 4 --profile-requests 20
 
 echo "==> Hardening smoke runs: fuzz every cargo-fuzz target (10 s in total) and a 15 s soak (issue 5)"
 ./scripts/fuzz.sh 10

@@ -209,17 +209,41 @@ where
     Fetch: FnOnce(Option<Cursor>, usize) -> Rows,
     Rows: Future<Output = Result<Vec<T>, ServiceError>>,
 {
-    let after = next_token
-        .map(|t| sealer.open(scope, t, now_ms))
-        .transpose()?;
+    let after = open_cursor(sealer, scope, now_ms, next_token)?;
     let mut rows = fetch(after, limit + 1).await?;
     let has_more = rows.len() > limit;
     rows.truncate(limit);
-    let next = match rows.last() {
-        Some(last) if has_more => Some(sealer.seal(scope, &last.cursor(), now_ms)),
-        _ => None,
-    };
+    let last = rows.last().map(Keyed::cursor);
+    let next = self::next_token(sealer, scope, now_ms, has_more, last.as_ref());
     Ok((rows, next))
+}
+
+/// The position a request's NextToken continues after (none for a first page); any bad token is the one
+/// `InvalidParameterException`. [`page`] uses it; so does a list whose store writes the page itself.
+pub fn open_cursor(
+    sealer: &TokenSealer,
+    scope: &TokenScope<'_>,
+    now_ms: Millis,
+    next_token: Option<&str>,
+) -> Result<Option<Cursor>, ServiceError> {
+    next_token
+        .map(|t| sealer.open(scope, t, now_ms))
+        .transpose()
+}
+
+/// The NextToken of a page: only when more rows exist after its last one, so the last page never carries one
+/// and no page with one is empty.
+pub fn next_token(
+    sealer: &TokenSealer,
+    scope: &TokenScope<'_>,
+    now_ms: Millis,
+    has_more: bool,
+    last: Option<&Cursor>,
+) -> Option<String> {
+    match last {
+        Some(last) if has_more => Some(sealer.seal(scope, last, now_ms)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

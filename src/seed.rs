@@ -479,7 +479,7 @@ pub async fn generate(
     } else {
         (spec.tokens / sample as u64).max(1)
     };
-    const BATCH_TOKENS: usize = 20_000;
+    const BATCH_TOKENS: usize = 100_000;
     for u in 0..spec.users {
         let org = &orgs[(u / users_per_org) as usize % orgs.len()];
         let name = format!("{}.{}{:06}", FIRST_NAMES[(u % 20) as usize], "user", u);

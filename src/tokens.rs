@@ -53,9 +53,9 @@ pub enum Outcome<T> {
 /// The key an attempt is limited under: the resolved user's id when the user exists, else the identifier as
 /// typed (normalised), so the username, the email and the id of one user share one budget while unknown names
 /// are limited the same way (nothing reveals which names exist).
-fn attempt_subject(org_id: &str, user: Option<&User>, typed: &str) -> String {
-    match user {
-        Some(u) => format!("user\0{}", u.id),
+fn attempt_subject(org_id: &str, user_id: Option<&str>, typed: &str) -> String {
+    match user_id {
+        Some(id) => format!("user\0{id}"),
         // An unknown name and the same name with a domain share a budget, as a real user's username and email do,
         // so comparing the two reveals nothing about which names exist.
         None => {
@@ -372,7 +372,11 @@ pub async fn verify(
         Ok(Outcome::Refused)
     } else {
         let resolved = crate::login::resolve(app, request.org_id, request.username).await?;
-        let subject = attempt_subject(&resolved.scope, resolved.user.as_ref(), request.username);
+        let subject = attempt_subject(
+            &resolved.scope,
+            resolved.user.as_ref().map(|u| u.id.as_str()),
+            request.username,
+        );
         limited_attempt(
             app,
             &subject,
@@ -439,7 +443,7 @@ async fn verify_token(
         .is_none_or(|t| now - t >= app.settings.last_used_interval_ms)
     {
         app.store
-            .touch_personal_access_token(&token.id, now, app.settings.last_used_interval_ms)
+            .touch_personal_access_token(token, now, app.settings.last_used_interval_ms)
             .await?;
     }
     Ok(Some(Verified {
@@ -482,7 +486,11 @@ pub async fn sign_in(
         Some(o) if o.is_active() => resolved.user.clone(),
         _ => None,
     };
-    let subject = attempt_subject(&resolved.scope, user.as_ref(), username);
+    let subject = attempt_subject(
+        &resolved.scope,
+        user.as_ref().map(|u| u.id.as_str()),
+        username,
+    );
     limited_attempt(
         app,
         &subject,
@@ -578,7 +586,7 @@ pub async fn reauthenticate(
     password: &str,
     client: Option<IpAddr>,
 ) -> Result<Outcome<()>, StoreError> {
-    let subject = attempt_subject(&session.org.id, Some(&session.user), &session.user.id);
+    let subject = attempt_subject(&session.org.id, Some(&session.user.id), &session.user.id);
     limited_attempt(
         app,
         &subject,

@@ -78,6 +78,7 @@ conformance!(
     verify_lookup_joins_owner_organization_and_configuration,
     test_defect_10_nul_in_lookup_keys_matches_nothing,
     mail_domains_and_addresses_are_unique_and_released,
+    stored_summaries_are_the_wire_form_of_their_tokens,
 );
 
 fn partition(account: &str) -> Partition {
@@ -324,6 +325,23 @@ async fn users_resolve_by_id_name_or_email_and_stay_unique(url: String, s: Arc<d
         s.find_user(&o.id, &alice.id).await.unwrap().unwrap().state,
         UserState::Deleted
     );
+    // The id-and-state lookup (verification, list filters) resolves exactly as the full one.
+    for ident in [
+        "alice",
+        "ALICE",
+        alice.id.as_str(),
+        alice2.id.as_str(),
+        "bob",
+        bob.id.as_str(),
+        "nobody",
+    ] {
+        let full = s.find_user(&o.id, ident).await.unwrap();
+        assert_eq!(
+            s.find_user_key(&o.id, ident).await.unwrap(),
+            full.map(|u| (u.id, u.state)),
+            "{url}: {ident}"
+        );
+    }
 
     // Updates change only what is given.
     s.update_user(
@@ -480,10 +498,10 @@ async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: 
     );
 
     // DateLastUsed: first use written, then at most once per interval, never moved back.
-    s.touch_personal_access_token(&one.id, 10_000, 60_000)
+    s.touch_personal_access_token(one, 10_000, 60_000)
         .await
         .unwrap();
-    s.touch_personal_access_token(&one.id, 20_000, 60_000)
+    s.touch_personal_access_token(one, 20_000, 60_000)
         .await
         .unwrap();
     assert_eq!(
@@ -494,10 +512,10 @@ async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: 
             .last_used_ms,
         Some(10_000)
     );
-    s.touch_personal_access_token(&one.id, 70_000, 60_000)
+    s.touch_personal_access_token(one, 70_000, 60_000)
         .await
         .unwrap();
-    s.touch_personal_access_token(&one.id, 5_000, 60_000)
+    s.touch_personal_access_token(one, 5_000, 60_000)
         .await
         .unwrap();
     assert_eq!(
@@ -1090,4 +1108,171 @@ async fn mail_domains_and_addresses_are_unique_and_released(url: String, s: Arc<
     s.delete_organization(&o.id).await.unwrap();
     let again = MailDomain::new(&other, "mail.example.com", false, true, 70);
     s.insert_mail_domain(again, None).await.unwrap();
+}
+
+/// Issue 14: pages and metadata are answered with each token's stored summary. Whatever was written (creation, a
+/// first use, a later use, names and scopes that need escaping, times with and without milliseconds), the stored
+/// bytes are exactly what the domain value encodes to, and a page of them walks like the decoded pages.
+async fn stored_summaries_are_the_wire_form_of_their_tokens(url: String, s: Arc<dyn Store>) {
+    let p = partition("000000000000");
+    let o = org(&p, "summaries", 1);
+    s.create_organization(o.clone(), None).await.unwrap();
+    let u1 = user(&o.id, "u1", 1);
+    let u2 = user(&o.id, "u2", 2);
+    s.create_user(u1.clone()).await.unwrap();
+    s.create_user(u2.clone()).await.unwrap();
+    let names = [
+        "plain",
+        "quote \" and 'apostrophe'",
+        "unicode \u{e9}\u{1f600} \u{2028}",
+        "slash / and & ampersand",
+    ];
+    for i in 0..13u8 {
+        let owner = if i % 3 == 0 { &u2 } else { &u1 };
+        // Whole seconds, milliseconds, and shared creation times.
+        let created = 1_700_000_000_000 + i64::from(i / 2) * 1_500 + i64::from(i % 2) * 7;
+        let mut t = pat(&o.id, &owner.id, created);
+        t.name = format!("{} {i}", names[usize::from(i) % names.len()]);
+        t.scopes = vec!["IMAP".into(), format!("x\"{i}\\")];
+        s.insert_personal_access_token(t, digest(100 + i))
+            .await
+            .unwrap();
+    }
+    let all = s
+        .list_personal_access_tokens(&o.id, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 13);
+    // DateLastUsed moves for some: the summary moves with it (and does not when the interval has not passed).
+    s.touch_personal_access_token(&all[0], 1_700_000_100_000, 60_000)
+        .await
+        .unwrap();
+    s.touch_personal_access_token(&all[1], 1_700_000_100_123, 60_000)
+        .await
+        .unwrap();
+    s.touch_personal_access_token(&all[1], 1_700_000_100_999, 60_000)
+        .await
+        .unwrap();
+    let all = s
+        .list_personal_access_tokens(&o.id, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all[0].last_used_ms, Some(1_700_000_100_000), "{url}");
+    assert_eq!(all[1].last_used_ms, Some(1_700_000_100_123), "{url}");
+    for t in &all {
+        let stored = s
+            .get_personal_access_token_summary(&o.id, &t.id)
+            .await
+            .unwrap();
+        assert_eq!(stored.as_deref(), Some(t.summary_json().as_str()), "{url}");
+    }
+    assert_eq!(
+        s.get_personal_access_token_summary("m-00000000000000000000000000000000", &all[0].id)
+            .await
+            .unwrap(),
+        None
+    );
+    for user_id in [None, Some(u1.id.as_str()), Some(u2.id.as_str())] {
+        let expected: Vec<&PersonalAccessToken> = all
+            .iter()
+            .filter(|t| user_id.is_none_or(|u| t.user_id == u))
+            .collect();
+        for page_size in [1usize, 3, 5, 13, 100] {
+            let mut after = None;
+            let mut walked = Vec::new();
+            loop {
+                let page = s
+                    .list_personal_access_token_summaries(
+                        &o.id,
+                        user_id,
+                        after.clone(),
+                        page_size,
+                        b"[".to_vec(),
+                    )
+                    .await
+                    .unwrap();
+                let mut body = page.body;
+                body.push(b']');
+                let items: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                assert_eq!(items.len(), page.count, "{url}");
+                let done = walked.len() + page.count;
+                let rest = expected.len() - done;
+                assert_eq!(page.has_more, rest > 0, "{url}: page size {page_size}");
+                let text = String::from_utf8(body).unwrap();
+                let want: Vec<String> = expected[walked.len()..done]
+                    .iter()
+                    .map(|t| t.summary_json())
+                    .collect();
+                assert_eq!(text, format!("[{}]", want.join(",")), "{url}");
+                walked.extend(expected[walked.len()..done].iter().copied());
+                if let Some(last) = walked.last() {
+                    assert_eq!(
+                        page.last,
+                        (page.count > 0).then(|| Cursor {
+                            created_ms: last.created_ms,
+                            id: last.id.clone(),
+                        })
+                    );
+                }
+                if !page.has_more {
+                    break;
+                }
+                after = page.last;
+            }
+            assert_eq!(walked, expected, "{url}: page size {page_size}");
+        }
+    }
+}
+
+/// Tokens written before summaries were stored (schema version 3) get theirs when the store is opened.
+#[tokio::test]
+async fn sqlite_fills_the_summaries_of_tokens_written_before_they_were_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let p = partition("000000000000");
+    let o = org(&p, "old", 1);
+    let u = user(&o.id, "olga", 2);
+    let mut t = pat(&o.id, &u.id, 1_700_000_000_123);
+    t.last_used_ms = Some(1_700_000_001_000);
+    t.name = "old \"one\"".into();
+    {
+        let s = store::open(&format!("sqlite:{}", path.display())).unwrap();
+        s.create_organization(o.clone(), None).await.unwrap();
+        s.create_user(u.clone()).await.unwrap();
+        s.close().await.unwrap();
+    }
+    {
+        // The token as version 4 wrote it: no summary column yet.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE pats_v4 AS SELECT id, org_id, user_id, name, scopes, created_ms, last_used_ms, \
+             expires_ms, secret_hash FROM personal_access_tokens; \
+             DROP TABLE personal_access_tokens; ALTER TABLE pats_v4 RENAME TO personal_access_tokens; \
+             DELETE FROM schema_migrations WHERE version >= 5;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO personal_access_tokens VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                t.id,
+                t.org_id,
+                t.user_id,
+                t.name,
+                serde_json::to_string(&t.scopes).unwrap(),
+                t.created_ms,
+                t.last_used_ms,
+                t.expires_ms,
+                vec![7u8; 32]
+            ],
+        )
+        .unwrap();
+    }
+    let s = store::open(&format!("sqlite:{}", path.display())).unwrap();
+    assert_eq!(
+        s.get_personal_access_token_summary(&o.id, &t.id)
+            .await
+            .unwrap(),
+        Some(t.summary_json())
+    );
+    s.close().await.unwrap();
 }

@@ -26,6 +26,12 @@ use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod figures;
+mod postgres;
+mod profile;
+
+use figures::{Basics, CORE, core_requests};
+
 const ACCOUNT: &str = "111111111111";
 const ACCESS_KEY: &str = "BENCHAKID000000000001";
 const SECRET_KEY: &str = "bench-secret-key-not-for-production";
@@ -62,6 +68,16 @@ struct Args {
     /// Do not pin processes to cores with taskset.
     #[arg(long)]
     no_pin: bool,
+    /// Also measure the store copied into PostgreSQL: a URL of the server's maintenance database, e.g.
+    /// postgres://postgres@127.0.0.1:5432/postgres (the benchmark creates and drops its own `workmail_pat_bench`).
+    #[arg(long, value_name = "postgres://...")]
+    postgres: Option<String>,
+    /// Skip the instruction and allocation counts per request (they need valgrind).
+    #[arg(long)]
+    no_profile: bool,
+    /// Requests per figure counted under callgrind.
+    #[arg(long, default_value_t = 200)]
+    profile_requests: usize,
     /// Internal: run a floor server answering with the bytes in this file.
     #[arg(long, hide = true)]
     floor: Option<PathBuf>,
@@ -135,7 +151,7 @@ impl Drop for Guard {
 
 /// One request, ready to send as raw bytes.
 #[derive(Clone)]
-struct Req(Arc<Vec<u8>>);
+pub struct Req(Arc<Vec<u8>>);
 
 /// An awsJson request signed by `aws-sigv4` with the SDKs' default settings (payload hashed, `content-type`,
 /// `host` and `x-amz-target` signed alongside `x-amz-date`), as an SDK client would send it.
@@ -334,6 +350,67 @@ async fn load(
     })
 }
 
+/// A running `workmail-pat serve`.
+struct Server {
+    guard: Guard,
+    pid: u32,
+    addr: String,
+    first_answer_ms: f64,
+}
+
+/// Starts `command` (the server binary, perhaps under a wrapper) serving `db_url` with SigV4 verification on, and
+/// waits for its first answered request.
+async fn start_server(
+    mut command: Command,
+    db_url: &str,
+    extra: &[String],
+    log: &Path,
+    patience: Duration,
+) -> Result<Server, String> {
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let child = command
+        .args([
+            "serve",
+            "--listen",
+            &addr,
+            "--database",
+            db_url,
+            "--auth",
+            "sigv4",
+        ])
+        .arg("--access-key")
+        .arg(format!("{ACCESS_KEY}:{SECRET_KEY}:{ACCOUNT}"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let guard = Guard(child);
+    let health = format!("GET /_workmail-pat/health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let health = Req(Arc::new(health.into_bytes()));
+    let first_answer_ms = loop {
+        if let Ok(mut c) = Conn::open(&addr).await
+            && let Ok((200, _)) = c.call(&health).await
+        {
+            break started.elapsed().as_secs_f64() * 1000.0;
+        }
+        if started.elapsed() > patience {
+            return Err(format!("the server did not answer within {patience:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    Ok(Server {
+        guard,
+        pid,
+        addr,
+        first_answer_ms,
+    })
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let temp;
     let workdir = match &args.workdir {
@@ -373,6 +450,9 @@ async fn run(args: Args) -> Result<(), String> {
             "none"
         }
     );
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before the run: {}", load.trim());
+    }
 
     // 1. The store, through the bulk path.
     let started = Instant::now();
@@ -408,106 +488,44 @@ async fn run(args: Args) -> Result<(), String> {
     );
 
     // 2. The service, with SigV4 verification on; time from start to the first answered request.
-    let port = free_port()?;
-    let addr = format!("127.0.0.1:{port}");
-    let log = std::fs::File::create(workdir.join("server.log")).map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let child = pinned(&args, "0", &server_bin)
-        .args([
-            "serve",
-            "--listen",
-            &addr,
-            "--database",
-            &db_url,
-            "--auth",
-            "sigv4",
-        ])
-        .arg("--access-key")
-        .arg(format!("{ACCESS_KEY}:{SECRET_KEY}:{ACCOUNT}"))
-        .args(extra_server_args(&server_bin))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let server_pid = child.id();
-    let _server = Guard(child);
-    let health = format!("GET /_workmail-pat/health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-    let health = Req(Arc::new(health.into_bytes()));
-    let first_answer_ms = loop {
-        if let Ok(mut c) = Conn::open(&addr).await
-            && let Ok((200, _)) = c.call(&health).await
-        {
-            break started.elapsed().as_secs_f64() * 1000.0;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err("the server did not answer within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    println!("start to first answered request: {first_answer_ms:.1} ms");
+    let extra = extra_server_args(&server_bin);
+    let server = start_server(
+        pinned(&args, "0", &server_bin),
+        &db_url,
+        &extra,
+        &workdir.join("server.log"),
+        Duration::from_secs(60),
+    )
+    .await?;
+    println!(
+        "start to first answered request: {:.1} ms",
+        server.first_answer_ms
+    );
+    let addr = server.addr.clone();
 
     // 3. The requests of each figure.
     let mut probe = Conn::open(&addr).await?;
-    let (status, body) = probe
-        .call(&aws_request(
-            &addr,
-            "ListOrganizations",
-            &serde_json::json!({}),
-        ))
-        .await?;
-    if status != 200 {
-        return Err(format!(
-            "ListOrganizations answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        ));
-    }
-    let orgs: Vec<String> = serde_json::from_slice::<serde_json::Value>(&body)
-        .map_err(|e| e.to_string())?["OrganizationSummaries"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["OrganizationId"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let samples: Vec<(String, String, String)> = std::fs::read_to_string(&secrets_file)
-        .map_err(|e| e.to_string())?
-        .lines()
-        .filter_map(|l| {
-            let mut p = l.splitn(3, ',');
-            Some((
-                p.next()?.to_string(),
-                p.next()?.to_string(),
-                p.next()?.to_string(),
-            ))
-        })
-        .collect();
-    let list = |size: u32, user: Option<&(String, String, String)>, org: &str| {
-        let mut body = serde_json::json!({"OrganizationId": org, "MaxResults": size});
-        if let Some(u) = user {
-            body = serde_json::json!({"OrganizationId": u.0, "UserId": u.1, "MaxResults": size});
-        }
-        aws_request(&addr, "ListPersonalAccessTokens", &body)
+    let basics = Basics::read(&addr, &mut probe, &secrets_file).await?;
+    let orgs = &basics.orgs;
+    let list_user = |size: u32| -> Vec<Req> {
+        basics
+            .samples
+            .iter()
+            .take(200)
+            .map(|u| {
+                let body =
+                    serde_json::json!({"OrganizationId": u.0, "UserId": u.1, "MaxResults": size});
+                aws_request(&addr, "ListPersonalAccessTokens", &body)
+            })
+            .collect()
     };
-    let org_100: Vec<Req> = orgs.iter().map(|o| list(100, None, o)).collect();
-    let org_10: Vec<Req> = orgs.iter().map(|o| list(10, None, o)).collect();
-    let user_100: Vec<Req> = samples
-        .iter()
-        .take(200)
-        .map(|u| list(100, Some(u), ""))
-        .collect();
-    let user_10: Vec<Req> = samples
-        .iter()
-        .take(200)
-        .map(|u| list(10, Some(u), ""))
-        .collect();
+    let (user_100, user_10) = (list_user(100), list_user(10));
 
     // Deep pages: walk one organization 10 at a time to depth >= 1,000 pages (or half the org in short runs).
     let per_org = args.tokens / orgs.len().max(1) as u64;
     let depth = (per_org / 10 / 2).clamp(1, 1000);
     let mut deep_tokens = VecDeque::new();
     let mut token: Option<String> = None;
-    let mut ids = Vec::new();
     for page in 0..depth + 50 {
         let mut body = serde_json::json!({"OrganizationId": orgs[0], "MaxResults": 10});
         if let Some(t) = &token {
@@ -520,16 +538,6 @@ async fn run(args: Args) -> Result<(), String> {
             return Err(format!("walk answered {status}"));
         }
         let doc: serde_json::Value = serde_json::from_slice(&resp).map_err(|e| e.to_string())?;
-        if page == 0 {
-            ids = doc["PersonalAccessTokenSummaries"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t["PersonalAccessTokenId"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-        }
         let Some(next) = doc["NextToken"].as_str() else {
             break;
         };
@@ -548,44 +556,18 @@ async fn run(args: Args) -> Result<(), String> {
             )
         })
         .collect();
-    let get_meta: Vec<Req> = ids
-        .iter()
-        .map(|id| {
-            aws_request(
-                &addr,
-                "GetPersonalAccessTokenMetadata",
-                &serde_json::json!({"OrganizationId": orgs[0], "PersonalAccessTokenId": id}),
-            )
-        })
-        .collect();
-    let verify: Vec<Req> = samples
-        .iter()
-        .map(|(org, user, secret)| {
-            json_request(
-                &addr,
-                "/auth/v1/verify",
-                &serde_json::json!({"OrganizationId": org, "Username": user, "Token": secret, "Scope": "IMAP"}),
-            )
-        })
-        .collect();
 
     let figures: Vec<(String, Vec<Req>)> = vec![
-        (
-            "ListPersonalAccessTokens org, 100/page, first page".into(),
-            org_100,
-        ),
-        (
-            "ListPersonalAccessTokens org, 10/page, first page".into(),
-            org_10,
-        ),
+        (CORE[0].into(), core_requests(&addr, &basics, 0)),
+        (CORE[1].into(), core_requests(&addr, &basics, 1)),
         (
             format!("ListPersonalAccessTokens org, 10/page, depth >= {depth}"),
             deep_10,
         ),
         ("ListPersonalAccessTokens user, 100/page".into(), user_100),
         ("ListPersonalAccessTokens user, 10/page".into(), user_10),
-        ("GetPersonalAccessTokenMetadata".into(), get_meta),
-        ("/auth/v1/verify".into(), verify),
+        (CORE[2].into(), core_requests(&addr, &basics, 2)),
+        (CORE[3].into(), core_requests(&addr, &basics, 3)),
     ];
 
     // 4. Measure each figure on the service, then on a floor server answering the same bytes.
@@ -594,79 +576,10 @@ async fn run(args: Args) -> Result<(), String> {
         "{:<52} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
         "figure", "req/s", "p50 ms", "p99 ms", "floor r/s", "p50 ms", "p99 ms", "ratio"
     );
-    let mut rows = Vec::new();
-    for (name, reqs) in &figures {
-        if reqs.is_empty() {
-            println!("{name:<52} (no requests could be prepared)");
-            continue;
-        }
-        let (status, sample_body) = probe.call(&reqs[0]).await?;
-        if status != 200 {
-            return Err(format!(
-                "{name}: the service answered {status}: {}",
-                String::from_utf8_lossy(&sample_body)
-            ));
-        }
-        // Warm-up: every request once, so one-off work is not in the figure (caches, and for verification the
-        // first use of each token, which writes DateLastUsed durably; that cost is printed separately).
-        let warm = Instant::now();
-        for req in reqs.iter().skip(1) {
-            let (status, body) = probe.call(req).await?;
-            if status != 200 {
-                return Err(format!(
-                    "{name}: the service answered {status}: {}",
-                    String::from_utf8_lossy(&body)
-                ));
-            }
-        }
-        if name.contains("verify") {
-            println!(
-                "  (warm-up: {} first uses in {:.2} s = {:.0}/s, each writing DateLastUsed with synchronous=FULL)",
-                reqs.len(),
-                warm.elapsed().as_secs_f64(),
-                reqs.len() as f64 / warm.elapsed().as_secs_f64()
-            );
-        }
-        let service = load(
-            &addr,
-            reqs,
-            args.connections,
-            args.seconds,
-            args.max_requests,
-        )
-        .await?;
-        let floor = measure_floor(&args, &workdir, reqs, &sample_body).await?;
-        println!(
-            "{:<52} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}{}",
-            name,
-            service.rps(),
-            service.percentile_ms(0.5),
-            service.percentile_ms(0.99),
-            floor.rps(),
-            floor.percentile_ms(0.5),
-            floor.percentile_ms(0.99),
-            service.rps() / floor.rps(),
-            if service.errors > 0 {
-                format!("  ({} not 200!)", service.errors)
-            } else {
-                String::new()
-            }
-        );
-        std::io::stdout().flush().ok();
-        if service.errors > 0 {
-            // A refused signature (or any other failure) is a finding, not a figure.
-            return Err(format!(
-                "{name}: {} of {} answers were not 200 (see {})",
-                service.errors,
-                service.requests,
-                workdir.join("server.log").display()
-            ));
-        }
-        rows.push((name.clone(), service, floor));
-    }
+    let rows = measure(&args, &workdir, &addr, &mut probe, &figures, true).await?;
 
     // 5. Memory and disk.
-    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
+    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{}/status", server.pid))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -692,10 +605,127 @@ async fn run(args: Args) -> Result<(), String> {
             deep.1.percentile_ms(0.5) / first.1.percentile_ms(0.5)
         );
     }
+    drop(probe);
+    drop(server.guard);
+
+    // 6. The same store in PostgreSQL, as ratios to the SQLite figures of this run.
+    if let Some(admin_url) = &args.postgres {
+        let sqlite_rps: Vec<(String, f64)> =
+            rows.iter().map(|r| (r.0.clone(), r.1.rps())).collect();
+        postgres::figures(
+            &args,
+            &server_bin,
+            &workdir,
+            &db,
+            admin_url,
+            &basics,
+            &sqlite_rps,
+        )
+        .await?;
+    }
+
+    // 7. Instructions and allocations per request (valgrind's callgrind, on a fixed number of requests).
+    if !args.no_profile {
+        profile::run(&args, &server_bin, &db_url, &workdir, &extra, &basics).await?;
+    }
     if args.workdir.is_none() {
         let _ = std::fs::remove_dir_all(&workdir);
     }
     Ok(())
+}
+
+/// Measures each figure on the service (and on a floor server answering the same bytes, with `floor`), printing a
+/// line per figure.
+async fn measure(
+    args: &Args,
+    workdir: &Path,
+    addr: &str,
+    probe: &mut Conn,
+    figures: &[(String, Vec<Req>)],
+    floor: bool,
+) -> Result<Vec<(String, Load, Option<Load>)>, String> {
+    let mut rows = Vec::new();
+    for (name, reqs) in figures {
+        if reqs.is_empty() {
+            println!("{name:<52} (no requests could be prepared)");
+            continue;
+        }
+        let (status, sample_body) = probe.call(&reqs[0]).await?;
+        if status != 200 {
+            return Err(format!(
+                "{name}: the service answered {status}: {}",
+                String::from_utf8_lossy(&sample_body)
+            ));
+        }
+        // Warm-up: every request once, so one-off work is not in the figure (caches, and for verification the
+        // first use of each token, which writes DateLastUsed durably; that cost is printed separately).
+        let warm = Instant::now();
+        for req in reqs.iter().skip(1) {
+            let (status, body) = probe.call(req).await?;
+            if status != 200 {
+                return Err(format!(
+                    "{name}: the service answered {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
+        if name.contains("verify") {
+            println!(
+                "  (warm-up: {} first uses in {:.2} s = {:.0}/s, each writing DateLastUsed)",
+                reqs.len(),
+                warm.elapsed().as_secs_f64(),
+                reqs.len() as f64 / warm.elapsed().as_secs_f64()
+            );
+        }
+        let service = load(
+            addr,
+            reqs,
+            args.connections,
+            args.seconds,
+            args.max_requests,
+        )
+        .await?;
+        let floor = match floor {
+            true => Some(measure_floor(args, workdir, reqs, &sample_body).await?),
+            false => None,
+        };
+        let errors = match service.errors {
+            0 => String::new(),
+            n => format!("  ({n} not 200!)"),
+        };
+        match &floor {
+            Some(floor) => println!(
+                "{:<52} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}{errors}",
+                name,
+                service.rps(),
+                service.percentile_ms(0.5),
+                service.percentile_ms(0.99),
+                floor.rps(),
+                floor.percentile_ms(0.5),
+                floor.percentile_ms(0.99),
+                service.rps() / floor.rps(),
+            ),
+            None => print!(
+                "{:<52} {:>10.0} {:>8.2} {:>8.2}{errors}",
+                name,
+                service.rps(),
+                service.percentile_ms(0.5),
+                service.percentile_ms(0.99),
+            ),
+        }
+        std::io::stdout().flush().ok();
+        if service.errors > 0 {
+            // A refused signature (or any other failure) is a finding, not a figure.
+            return Err(format!(
+                "{name}: {} of {} answers were not 200 (see {})",
+                service.errors,
+                service.requests,
+                workdir.join("server.log").display()
+            ));
+        }
+        rows.push((name.clone(), service, floor));
+    }
+    Ok(rows)
 }
 
 /// Extra `serve` flags when the server supports them: `--no-throttle` (the hardening work). Verification asks for

@@ -5,33 +5,10 @@ use serde::{Serialize, Serializer};
 
 use crate::domain::{EpochSeconds, PersonalAccessToken};
 
-/// `PersonalAccessTokenSummary`, borrowing the token it shows.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PatSummary<'a> {
-    pub personal_access_token_id: &'a str,
-    pub user_id: &'a str,
-    pub name: &'a str,
-    pub date_created: EpochSeconds,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date_last_used: Option<EpochSeconds>,
-    pub expires_time: EpochSeconds,
-    pub scopes: &'a [String],
-}
-
-impl<'a> From<&'a PersonalAccessToken> for PatSummary<'a> {
-    fn from(t: &'a PersonalAccessToken) -> Self {
-        PatSummary {
-            personal_access_token_id: &t.id,
-            user_id: &t.user_id,
-            name: &t.name,
-            date_created: EpochSeconds(t.created_ms),
-            date_last_used: t.last_used_ms.map(EpochSeconds),
-            expires_time: EpochSeconds(t.expires_ms),
-            scopes: &t.scopes,
-        }
-    }
-}
+/// `PersonalAccessTokenSummary`, borrowing the token it shows. It is defined beside the stored type
+/// (`domain::PersonalAccessToken::summary_json` is its one encoder) because the store keeps every token's summary
+/// in this wire form.
+pub use crate::domain::PatSummary;
 
 /// A token in an output: serialises as its [`PatSummary`] and owns the token, so an operation can return it.
 #[derive(Debug, Clone, PartialEq, Eq)]

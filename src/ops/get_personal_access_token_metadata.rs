@@ -1,14 +1,12 @@
 //! GetPersonalAccessTokenMetadata: the seven summary members of one token; ResourceNotFoundException when the id
-//! is unknown in this organization (spec D6).
+//! is unknown in this organization (spec D6). The answer is the token's stored summary, sent as stored.
 
 use serde::Deserialize;
 
-use super::{Ctx, active_org, store_error, validate};
+use super::{Ctx, RawJson, check_active_org, store_error, validate};
 use crate::error::{ErrorCode, ServiceError};
-use crate::model::TokenSummary;
-
-/// The token's seven summary members, at the top level of the answer.
-pub type Output = TokenSummary;
+/// The token's seven summary members at the top level of the answer: the summary the store keeps, as it is.
+pub type Output = RawJson;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
@@ -20,11 +18,11 @@ pub struct Input {
 pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let id = validate::personal_access_token_id(&input.personal_access_token_id)?;
-    active_org(ctx, org_id).await?;
-    let token = ctx
+    check_active_org(ctx, org_id).await?;
+    let summary = ctx
         .app
         .store
-        .get_personal_access_token(org_id, id)
+        .get_personal_access_token_summary(org_id, id)
         .await
         .map_err(store_error)?
         .ok_or_else(|| {
@@ -33,5 +31,5 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
                 format!("Personal access token {id} does not exist"),
             )
         })?;
-    Ok(TokenSummary(token))
+    Ok(RawJson(summary.into_bytes()))
 }

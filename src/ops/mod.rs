@@ -79,7 +79,7 @@ macro_rules! operations {
 
         /// Runs one operation on a raw JSON body: decode the input, handle it, encode the output.
         pub async fn dispatch(op: Operation, ctx: &Ctx<'_>, body: &[u8]) -> Reply {
-            match op { $(Operation::$name => encode(&$module::handle(ctx, decode(body)?).await?)),+ }
+            match op { $(Operation::$name => $module::handle(ctx, decode(body)?).await?.into_body()),+ }
         }
     };
 }
@@ -206,6 +206,46 @@ pub async fn active_org(ctx: &Ctx<'_>, org_id: &str) -> Result<Organization, Ser
     Ok(org)
 }
 
+/// The same check as [`active_org`], reading only the organization's state (the read paths that need nothing else).
+pub async fn check_active_org(ctx: &Ctx<'_>, org_id: &str) -> Result<(), ServiceError> {
+    let state = ctx
+        .app
+        .store
+        .get_organization_state(&ctx.partition, org_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::organization_not_found(org_id))?;
+    if state != crate::domain::org_state::ACTIVE {
+        return Err(ServiceError::new(
+            ErrorCode::OrganizationStateException,
+            format!("Organization {org_id} is not Active, state: {state}"),
+        ));
+    }
+    Ok(())
+}
+
+/// An operation's answer already encoded as JSON by the store (pages of stored summaries): dispatch sends its bytes
+/// as they are.
+#[derive(Debug)]
+pub struct RawJson(pub Vec<u8>);
+
+/// How an operation's output becomes the response body: serialised, or sent as the store encoded it.
+pub trait IntoBody {
+    fn into_body(self) -> Reply;
+}
+
+impl<T: Serialize> IntoBody for T {
+    fn into_body(self) -> Reply {
+        encode(&self)
+    }
+}
+
+impl IntoBody for RawJson {
+    fn into_body(self) -> Reply {
+        Ok(self.0)
+    }
+}
+
 /// `OrganizationStateException` in the form real AWS uses.
 pub fn org_not_active(org: &Organization) -> ServiceError {
     ServiceError::new(
@@ -241,10 +281,33 @@ pub async fn resolve_live_user(
 }
 
 pub fn user_deleted(user: &User) -> ServiceError {
+    deleted_entity(&user.id)
+}
+
+fn deleted_entity(id: &str) -> ServiceError {
     ServiceError::new(
         ErrorCode::EntityStateException,
-        format!("Entity {} is in state DELETED", user.id),
+        format!("Entity {id} is in state DELETED"),
     )
+}
+
+/// [`resolve_live_user`] reading only the user's id and state (filters that need nothing else).
+pub async fn resolve_live_user_id(
+    ctx: &Ctx<'_>,
+    org_id: &str,
+    ident: &str,
+) -> Result<String, ServiceError> {
+    let (id, state) = ctx
+        .app
+        .store
+        .find_user_key(org_id, ident)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ServiceError::entity_not_found(ident))?;
+    if state == UserState::Deleted {
+        return Err(deleted_entity(&id));
+    }
+    Ok(id)
 }
 
 /// Maps a uniqueness conflict on a user write.

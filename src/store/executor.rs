@@ -8,7 +8,7 @@ use super::mail::{insert_address, insert_domain, release_addresses, release_orga
 use super::sql::*;
 use super::{
     AttemptRequest, ClientTokenRecord, Idempotency, Idempotent, ImportBatch, SharedAttempt, Store,
-    StoreError, VerifyRecord,
+    StoreError, SummaryPage, VerifyRecord,
 };
 use crate::clock::Millis;
 use crate::domain::{
@@ -25,10 +25,26 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Resolves `?2` (id) or `?3` (lower-cased name or email) in organization `?1`, the exact id first, then a
     /// live user before a DELETED one, then the newest; [`user`] columns.
     const FIND_USER: Stmt;
+    /// [`Executor::FIND_USER`] selecting only `id, state`.
+    const FIND_USER_KEY: Stmt;
     /// A user's tokens (`?1` org, `?2` user) after (`?3`, `?4`), at most `?5`; [`pat`] columns.
     const PATS_OF_USER: Stmt;
     /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
     const PATS_OF_ORG: Stmt;
+    /// [`Executor::PATS_OF_USER`] with [`summary_columns`].
+    const SUMMARIES_OF_USER: Stmt;
+    /// [`Executor::PATS_OF_ORG`] with [`summary_columns`].
+    const SUMMARIES_OF_ORG: Stmt;
+
+    /// A page of stored summaries: `sql` selects [`summary_columns`] rows in page order; at most `limit` of them are
+    /// appended to `body` (comma-separated), and one more row only sets [`SummaryPage::has_more`].
+    async fn summaries(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError>;
 
     /// Runs a query and decodes every row.
     async fn all<T: Send + 'static>(
@@ -56,6 +72,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
 
     /// Flushes and closes cleanly.
     async fn shut_down(&self) -> Result<(), StoreError>;
+
+    /// Runs the many inserts of a bulk import in one transaction (a backend may give it more memory).
+    async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        self.write(false, steps).await.map(drop)
+    }
 
     /// [`Store::shares_attempts`].
     fn shares_attempts(&self) -> bool {
@@ -178,6 +199,17 @@ impl<E: Executor> Store for E {
         self.row(get, args![id, &p.account, &p.region], org).await
     }
 
+    async fn get_organization_state(
+        &self,
+        p: &Partition,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let get =
+            stmt!("SELECT state FROM organizations WHERE id = ?1 AND account = ?2 AND region = ?3");
+        self.row(get, args![id, &p.account, &p.region], |r| r.text(0))
+            .await
+    }
+
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError> {
         let find = select!(org_columns, "FROM organizations WHERE id = ?1");
         self.row(find, args![id], org).await
@@ -252,6 +284,19 @@ impl<E: Executor> Store for E {
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
         let args = args![org_id, ident, ident.to_ascii_lowercase()];
         self.row(E::FIND_USER, args, user).await
+    }
+
+    async fn find_user_key(
+        &self,
+        org_id: &str,
+        ident: &str,
+    ) -> Result<Option<(String, UserState)>, StoreError> {
+        let args = args![org_id, ident, ident.to_ascii_lowercase()];
+        let key = |r: &dyn SqlRow| {
+            let state = UserState::parse(&r.text(1)?).unwrap_or(UserState::Disabled);
+            Ok((r.text(0)?, state))
+        };
+        self.row(E::FIND_USER_KEY, args, key).await
     }
 
     async fn list_users(
@@ -456,6 +501,46 @@ impl<E: Executor> Store for E {
         .await
     }
 
+    async fn list_personal_access_token_summaries(
+        &self,
+        org_id: &str,
+        user_id: Option<&str>,
+        after: Option<Cursor>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError> {
+        let (c_ms, c_id) = position(after);
+        let (page, args) = match user_id {
+            Some(u) => (
+                E::SUMMARIES_OF_USER,
+                args![org_id, u, c_ms, c_id, limit as i64 + 1],
+            ),
+            None => (
+                E::SUMMARIES_OF_ORG,
+                args![org_id, c_ms, c_id, limit as i64 + 1],
+            ),
+        };
+        if holds_nul(&args) {
+            let empty = SummaryPage {
+                body,
+                count: 0,
+                has_more: false,
+                last: None,
+            };
+            return Ok(empty);
+        }
+        self.summaries(page, args, limit, body).await
+    }
+
+    async fn get_personal_access_token_summary(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let get = stmt!("SELECT summary FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2");
+        self.row(get, args![org_id, id], |r| r.text(0)).await
+    }
+
     async fn get_personal_access_token(
         &self,
         org_id: &str,
@@ -510,17 +595,21 @@ impl<E: Executor> Store for E {
 
     async fn touch_personal_access_token(
         &self,
-        id: &str,
+        token: &PersonalAccessToken,
         now_ms: Millis,
         min_interval_ms: Millis,
     ) -> Result<(), StoreError> {
         // Never moves it back. (On PostgreSQL the WHERE clause is re-checked on the latest row version after taking
-        // the row lock, so racing replicas write at most once per interval.)
+        // the row lock, so racing replicas write at most once per interval.) The summary moves in the same statement.
         let touch = stmt!(
-            "UPDATE personal_access_tokens SET last_used_ms = ?2 WHERE id = ?1 \
+            "UPDATE personal_access_tokens SET last_used_ms = ?2, summary = ?4 WHERE id = ?1 \
              AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
         );
-        let args = args![id, now_ms, min_interval_ms];
+        let touched = PersonalAccessToken {
+            last_used_ms: Some(now_ms),
+            ..token.clone()
+        };
+        let args = args![&token.id, now_ms, min_interval_ms, touched.summary_json()];
         self.write1(true, touch, args).await.map(drop)
     }
 
@@ -602,7 +691,7 @@ impl<E: Executor> Store for E {
         if steps.is_empty() {
             return Ok(());
         }
-        self.write(false, steps).await.map(drop)
+        self.bulk_write(steps).await
     }
 
     async fn reset(&self, partition: Option<&Partition>) -> Result<(), StoreError> {

@@ -62,6 +62,19 @@ pub struct VerifyRecord {
     pub pat_status: Option<crate::domain::PatStatus>,
 }
 
+/// A page of stored token summaries (the wire form of `PersonalAccessTokenSummary`), appended to a response buffer.
+#[derive(Debug)]
+pub struct SummaryPage {
+    /// The buffer handed in, with the page's summaries appended, separated by commas.
+    pub body: Vec<u8>,
+    /// How many summaries were appended.
+    pub count: usize,
+    /// Whether a row follows the last appended one.
+    pub has_more: bool,
+    /// The position of the last appended row.
+    pub last: Option<Cursor>,
+}
+
 /// Rows written together by bulk seeding.
 #[derive(Debug, Default)]
 pub struct ImportBatch {
@@ -156,6 +169,12 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         partition: &Partition,
         id: &str,
     ) -> Result<Option<Organization>, StoreError>;
+    /// Only the state of [`Store::get_organization`] (the check in front of every read of an organization's data).
+    async fn get_organization_state(
+        &self,
+        partition: &Partition,
+        id: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// An organization by id alone, whatever its partition (for the web application and mail-server verification,
     /// which name an organization without a SigV4 identity; organization ids are random and unique).
     async fn find_organization(&self, id: &str) -> Result<Option<Organization>, StoreError>;
@@ -189,6 +208,12 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
     /// Resolves a user id, username or email (names and emails ignore case). A live user wins over a DELETED one
     /// of the same name.
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError>;
+    /// The id and state of the user [`Store::find_user`] resolves (what verification and list filters need).
+    async fn find_user_key(
+        &self,
+        org_id: &str,
+        ident: &str,
+    ) -> Result<Option<(String, crate::domain::UserState)>, StoreError>;
     async fn list_users(
         &self,
         org_id: &str,
@@ -245,11 +270,27 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Vec<PersonalAccessToken>, StoreError>;
+    /// The same page as [`Store::list_personal_access_tokens`] (at most `limit` tokens), as the stored wire form of
+    /// each summary appended to `body`: one range scan whose stored bytes are copied, nothing decoded.
+    async fn list_personal_access_token_summaries(
+        &self,
+        org_id: &str,
+        user_id: Option<&str>,
+        after: Option<Cursor>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError>;
     async fn get_personal_access_token(
         &self,
         org_id: &str,
         id: &str,
     ) -> Result<Option<PersonalAccessToken>, StoreError>;
+    /// The stored wire form of one token's summary (what [`PersonalAccessToken::summary_json`] gives).
+    async fn get_personal_access_token_summary(
+        &self,
+        org_id: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Returns whether a token was deleted.
     async fn delete_personal_access_token(
         &self,
@@ -287,10 +328,11 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         }))
     }
 
-    /// Sets `DateLastUsed` to `now_ms` unless it was set less than `min_interval_ms` ago; never moves it back.
+    /// Sets `DateLastUsed` to `now_ms` unless it was set less than `min_interval_ms` ago; never moves it back. The
+    /// stored summary is rewritten with it (`token` is the token as read: every other member of it is immutable).
     async fn touch_personal_access_token(
         &self,
-        id: &str,
+        token: &PersonalAccessToken,
         now_ms: Millis,
         min_interval_ms: Millis,
     ) -> Result<(), StoreError>;

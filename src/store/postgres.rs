@@ -26,8 +26,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::executor::Executor;
 use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
-use super::{Conflict, Idempotency, Idempotent, StoreError};
-use crate::domain::Organization;
+use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
+use crate::domain::{Cursor, Organization};
 
 /// Versioned migrations, applied in order at open. Never edit a released one: add a new file.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -47,6 +47,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_mail_domains.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_pat_summaries.sql"),
     ),
 ];
 
@@ -318,6 +322,17 @@ pub async fn migrate(config: &tokio_postgres::Config) -> Result<(), StoreError> 
             .await?;
             tx.commit().await?;
         }
+        if current < newest {
+            // Rows written before summaries were stored get theirs (still under the migration lock).
+            let tx = client.transaction().await?;
+            for row in tx.query(sql::PATS_WITHOUT_SUMMARY.postgres, &[]).await? {
+                let token = sql::pat(&row)?;
+                let summary = token.summary_json();
+                tx.execute(sql::SET_SUMMARY.postgres, &[&token.id, &summary])
+                    .await?;
+            }
+            tx.commit().await?;
+        }
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
             .await?;
@@ -429,6 +444,34 @@ async fn query<T>(
     Ok(rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?)
 }
 
+/// Appends the stored summaries of a page (at most `limit`) to `out`; returns how many, whether a row follows and
+/// the position of the last one appended.
+async fn summary_page(
+    c: &impl GenericClient,
+    sql: Stmt,
+    args: &[Param],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Attempt<(usize, bool, Option<Cursor>)> {
+    let stmt = c.prepare_cached(sql.postgres).await?;
+    let rows = c.query(&stmt, &refs(args)).await?;
+    let page = &rows[..rows.len().min(limit)];
+    for (i, row) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(row.try_get::<_, &str>(2)?.as_bytes());
+    }
+    let last = match page.last() {
+        Some(row) => Some(Cursor {
+            created_ms: row.try_get(0)?,
+            id: row.try_get(1)?,
+        }),
+        None => None,
+    };
+    Ok((page.len(), rows.len() > limit, last))
+}
+
 #[async_trait]
 impl Executor for PostgresStore {
     const FIND_USER: Stmt = sql::stmt!(concat!(
@@ -437,6 +480,10 @@ impl Executor for PostgresStore {
         " FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
          ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
     ));
+    const FIND_USER_KEY: Stmt = sql::stmt!(
+        "SELECT id, state FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
+         ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
+    );
     // Two statements rather than `($2 IS NULL OR user_id = $2)`, so each uses its own index.
     const PATS_OF_USER: Stmt = sql::stmt!(concat!(
         "SELECT ",
@@ -450,6 +497,47 @@ impl Executor for PostgresStore {
         " FROM personal_access_tokens WHERE org_id = ?1 \
          AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
     ));
+
+    const SUMMARIES_OF_USER: Stmt = sql::stmt!(concat!(
+        "SELECT ",
+        sql::summary_columns!(),
+        " FROM personal_access_tokens WHERE org_id = ?1 AND user_id = ?2 \
+         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
+    ));
+    const SUMMARIES_OF_ORG: Stmt = sql::stmt!(concat!(
+        "SELECT ",
+        sql::summary_columns!(),
+        " FROM personal_access_tokens WHERE org_id = ?1 \
+         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
+    ));
+
+    async fn summaries(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        limit: usize,
+        body: Vec<u8>,
+    ) -> Result<SummaryPage, StoreError> {
+        let start = body.len();
+        let mut body = Some(body);
+        run!(self, true, |c| {
+            // A retry starts again from the buffer as it was handed in.
+            let mut out = body.take().unwrap_or_default();
+            out.truncate(start);
+            match summary_page(&c, sql, &args, limit, &mut out).await {
+                Ok((count, has_more, last)) => Ok(SummaryPage {
+                    body: out,
+                    count,
+                    has_more,
+                    last,
+                }),
+                Err(e) => {
+                    body = Some(out);
+                    Err(e)
+                }
+            }
+        })
+    }
 
     async fn all<T: Send + 'static>(
         &self,

@@ -97,7 +97,7 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
     ]),
     ("personal_access_tokens", &[
         ("id", Text), ("org_id", Text), ("user_id", Text), ("name", Text), ("scopes", Text), ("created_ms", Int),
-        ("last_used_ms", OptInt), ("expires_ms", Int), ("secret_hash", Bytes),
+        ("last_used_ms", OptInt), ("expires_ms", Int), ("secret_hash", Bytes), ("summary", Text),
     ]),
     ("client_tokens", &[
         ("account", Text), ("region", Text), ("operation", Text), ("token", Text), ("request_hash", Bytes),
@@ -519,7 +519,7 @@ pub fn insert_pat(t: &PersonalAccessToken, secret_digest: [u8; 32]) -> Result<St
     let insert = stmt!(concat!(
         "INSERT INTO personal_access_tokens (",
         pat_columns!(),
-        ", secret_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ", secret_hash, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ));
     let args = args![
         &t.id,
@@ -531,9 +531,29 @@ pub fn insert_pat(t: &PersonalAccessToken, secret_digest: [u8; 32]) -> Result<St
         t.last_used_ms,
         t.expires_ms,
         secret_digest,
+        t.summary_json(),
     ];
     Ok((insert, args))
 }
+
+/// Rows still without their stored summary (written before migration 4 of SQLite / 5 of PostgreSQL); [`pat`]
+/// columns. Filled right after migrating, so every later read finds one.
+pub const PATS_WITHOUT_SUMMARY: Stmt = select!(
+    pat_columns,
+    "FROM personal_access_tokens WHERE summary = ''"
+);
+
+/// Stores a token's summary (`?1` id, `?2` [`PersonalAccessToken::summary_json`]).
+pub const SET_SUMMARY: Stmt = stmt!("UPDATE personal_access_tokens SET summary = ?2 WHERE id = ?1");
+
+/// A page of stored summaries: every row is `created_ms, id, summary` (the position of the row, its wire form).
+/// [`crate::store::Executor::PATS_OF_ORG`] and `PATS_OF_USER` bind the same parameters.
+macro_rules! summary_columns {
+    () => {
+        "created_ms, id, summary"
+    };
+}
+pub(crate) use summary_columns;
 
 /// Ends a user's sessions after a change of credentials (the generation moved with it).
 pub(super) const END_SESSIONS: Stmt = stmt!("DELETE FROM sessions WHERE user_id = ?1");
