@@ -23,7 +23,8 @@
 //!    `ConstraintError`, and the token summaries several layers send), [`context`] (the state every router shares,
 //!    the bounded body reader), [`auth`] (access keys, SigV4), [`client`] (who the client is, which `Host` names
 //!    count), [`throttle`], [`hashing`], [`pagination`] (sealed NextTokens and the one `page` helper), [`secrets`],
-//!    [`redact`], [`private_files`], [`state`], [`store`] (the `Store` trait; one schema in `store/sql.rs`, the
+//!    [`redact`], [`private_files`], [`state`], [`touches`] (`DateLastUsed` writes batched off the request path),
+//!    [`store`] (the `Store` trait; one schema in `store/sql.rs`, the
 //!    methods once in `store/executor.rs`, SQLite and PostgreSQL executors).
 //! 6. [`domain`] (the stored types), [`mail`] (mail domains, addresses, DNS records), [`error`] (the AWS-named
 //!    error type), [`clock`], [`ids`].
@@ -60,4 +61,5 @@ pub mod state;
 pub mod store;
 pub mod throttle;
 pub mod tokens;
+pub mod touches;
 pub mod web;

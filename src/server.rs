@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::context::{Limits, RequestId, RequestTimeout, Shared};
 use crate::protocol;
+use crate::touches;
 
 /// The whole HTTP surface. Exposed so tests can drive it without a socket.
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -204,12 +205,44 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store = shared.app.store.clone();
     let limits = shared.limits.clone();
-    serve_app(listener, router(shared), limits, shutdown).await;
+    let (stop_flusher, stopped) = tokio::sync::oneshot::channel();
+    let flusher = tokio::spawn(flush_touches(shared.clone(), stopped));
+    serve_app(listener, router(shared.clone()), limits, shutdown).await;
+    // The flusher finishes the write it may be in (never cut off mid-batch), then the last queued uses of tokens are
+    // written before the store closes.
+    let _ = stop_flusher.send(());
+    let _ = flusher.await;
+    if let Err(e) = touches_flush(&shared).await {
+        tracing::error!(error = %e, "writing the last DateLastUsed updates failed");
+    }
     // Always, even when the deadline cut requests off: for SQLite this is the WAL checkpoint.
     if let Err(e) = store.close().await {
         tracing::error!(error = %e, "closing the store failed");
     }
     Ok(())
+}
+
+/// Writes queued token uses (`DateLastUsed`) every [`touches::FLUSH_INTERVAL`] while the server runs.
+async fn flush_touches(shared: Arc<Shared>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut tick = tokio::time::interval(touches::FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stop => return,
+        }
+        if let Err(e) = touches_flush(&shared).await {
+            // Queued again by `flush`; the next tick retries.
+            tracing::warn!(error = %e, "writing DateLastUsed updates failed; retrying");
+        }
+    }
+}
+
+async fn touches_flush(shared: &Shared) -> Result<usize, crate::store::StoreError> {
+    let app = &shared.app;
+    app.touches
+        .flush(app.store.as_ref(), app.settings.last_used_interval_ms)
+        .await
 }
 
 /// The `--metrics-listen` listener: `/metrics` and health only, for whoever can reach it (the operator chose the

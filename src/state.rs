@@ -66,6 +66,8 @@ pub struct AppState {
     /// Request-rate and failure limits.
     pub throttle: crate::throttle::Throttle,
     pub settings: Settings,
+    /// Uses of tokens whose `DateLastUsed` waits to be written (`touches`).
+    pub touches: crate::touches::Touches,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             ids: Ids::new(),
             throttle: crate::throttle::Throttle::new(crate::throttle::ThrottleSettings::default()),
             settings,
+            touches: crate::touches::Touches::default(),
         }
     }
 }

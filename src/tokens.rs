@@ -437,14 +437,21 @@ async fn verify_token(
     {
         return Ok(None);
     }
-    // Written only when stale, so a busy token costs no write (and the first use is visible at once).
-    if token
-        .last_used_ms
-        .is_none_or(|t| now - t >= app.settings.last_used_interval_ms)
-    {
-        app.store
-            .touch_personal_access_token(token, now, app.settings.last_used_interval_ms)
-            .await?;
+    // Written only when stale, so a busy token costs no write. The first use is written here and now (visible at
+    // once); later moves wait in `app.touches` for the next flush (at most a second), unless its queue is full.
+    let interval = app.settings.last_used_interval_ms;
+    match token.last_used_ms {
+        None => {
+            app.store
+                .touch_personal_access_token(token, now, interval)
+                .await?
+        }
+        Some(t) if now - t >= interval && !app.touches.record(token, now) => {
+            app.store
+                .touch_personal_access_token(token, now, interval)
+                .await?
+        }
+        Some(_) => {}
     }
     Ok(Some(Verified {
         org_id: record.token.org_id.clone(),

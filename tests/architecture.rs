@@ -25,6 +25,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "redact",
             "private_files",
             "state",
+            "touches",
             "store",
         ],
     ),

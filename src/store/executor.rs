@@ -139,6 +139,24 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Moves `DateLastUsed` forward (never back, at most once per interval) and the stored summary with it. (On
+/// PostgreSQL the WHERE clause is re-checked on the latest row version after taking the row lock, so racing replicas
+/// write at most once per interval.)
+const TOUCH: Stmt = stmt!(
+    "UPDATE personal_access_tokens SET last_used_ms = ?2, summary = ?4 WHERE id = ?1 \
+     AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
+);
+
+/// The parameters of [`TOUCH`] for a token carrying its new `last_used_ms`.
+fn touch_args(touched: &PersonalAccessToken, min_interval_ms: Millis) -> Vec<Param> {
+    args![
+        &touched.id,
+        touched.last_used_ms.unwrap_or_default(),
+        min_interval_ms,
+        touched.summary_json()
+    ]
+}
+
 fn holds_nul(args: &[Param]) -> bool {
     args.iter()
         .any(|a| matches!(a, Param::Text(t) if t.contains('\0')))
@@ -599,18 +617,25 @@ impl<E: Executor> Store for E {
         now_ms: Millis,
         min_interval_ms: Millis,
     ) -> Result<(), StoreError> {
-        // Never moves it back. (On PostgreSQL the WHERE clause is re-checked on the latest row version after taking
-        // the row lock, so racing replicas write at most once per interval.) The summary moves in the same statement.
-        let touch = stmt!(
-            "UPDATE personal_access_tokens SET last_used_ms = ?2, summary = ?4 WHERE id = ?1 \
-             AND (last_used_ms IS NULL OR last_used_ms <= CAST(?2 AS BIGINT) - CAST(?3 AS BIGINT))"
-        );
         let touched = PersonalAccessToken {
             last_used_ms: Some(now_ms),
             ..token.clone()
         };
-        let args = args![&token.id, now_ms, min_interval_ms, touched.summary_json()];
-        self.write1(true, touch, args).await.map(drop)
+        self.write1(true, TOUCH, touch_args(&touched, min_interval_ms))
+            .await
+            .map(drop)
+    }
+
+    async fn touch_personal_access_tokens(
+        &self,
+        touched: Vec<PersonalAccessToken>,
+        min_interval_ms: Millis,
+    ) -> Result<(), StoreError> {
+        let steps = touched
+            .iter()
+            .map(|t| (TOUCH, touch_args(t, min_interval_ms)))
+            .collect();
+        self.write(true, steps).await.map(drop)
     }
 
     async fn create_session(

@@ -337,6 +337,14 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         min_interval_ms: Millis,
     ) -> Result<(), StoreError>;
 
+    /// [`Store::touch_personal_access_token`] for many tokens in one transaction (each `touched` carries its new
+    /// `last_used_ms`): how the batched `DateLastUsed` writes of `touches` reach the store.
+    async fn touch_personal_access_tokens(
+        &self,
+        touched: Vec<PersonalAccessToken>,
+        min_interval_ms: Millis,
+    ) -> Result<(), StoreError>;
+
     // --- web sessions ---
     /// Creates a session bound to the user's current credential generation, in one atomic step, only if the user
     /// is still ENABLED with exactly `password_hash` (the hash the password was checked against). `false` when

@@ -1,7 +1,10 @@
 """Process lifecycle (listen line, signals, loopback rule) and persistence across restarts."""
 
+import json
 import signal
 import subprocess
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -161,3 +164,54 @@ def test_acknowledged_writes_survive_sigkill(tmp_path):
         assert verify(srv.url, org.org_id, "kim", t["Token"]).status == 200
     finally:
         assert srv.stop() == 0
+
+
+def _advance_clock(url: str, seconds: int) -> None:
+    req = urllib.request.Request(
+        url + "/_workmail-pat/clock",
+        data=json.dumps({"AdvanceSeconds": seconds}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def test_date_last_used_is_written_within_a_second_and_on_shutdown(tmp_path):
+    """Issue 14: a token's first use is visible at once; later moves of DateLastUsed are written off the request
+    path, at least once a second, and the ones still queued when the server stops are written before it exits."""
+    srv = ServerProcess(tmp_path, name="touches", extra_args=["--enable-test-api"]).start()
+    acct = new_account()
+    org = make_pat_org(srv.url, account=acct)
+    alice = org.users["alice"]
+    pats = [alice.create_pat(name=f"t{i}") for i in range(3)]
+
+    def last_used(client, pat):
+        m = client.get_personal_access_token_metadata(
+            OrganizationId=org.org_id, PersonalAccessTokenId=pat["PersonalAccessTokenId"]
+        )
+        return m["DateLastUsed"].timestamp() if "DateLastUsed" in m else None
+
+    for p in pats:
+        assert alice.verify(p["Token"]).status == 200
+    # The first use: no waiting.
+    firsts = [last_used(org.client, p) for p in pats]
+    assert all(f is not None for f in firsts), firsts
+
+    # Two hours later (server time) a use moves DateLastUsed again, visible within a second or so.
+    _advance_clock(srv.url, 7200)
+    assert alice.verify(pats[0]["Token"]).status == 200
+    deadline = time.monotonic() + 3
+    while last_used(org.client, pats[0]) < firsts[0] + 7200 - 1:
+        assert time.monotonic() < deadline, "DateLastUsed did not move within 3 s of a use"
+        time.sleep(0.05)
+
+    # Uses right before a stop are not lost.
+    for p in pats[1:]:
+        assert alice.verify(p["Token"]).status == 200
+    assert srv.stop() == 0
+    srv.start()
+    client = make_client(srv.url, account=acct)
+    for p, first in zip(pats[1:], firsts[1:]):
+        assert last_used(client, p) >= first + 7200 - 1
+    assert srv.stop() == 0
