@@ -18,24 +18,9 @@ use crate::domain::{
 use crate::mail::{EmailAddress, MailDomain};
 
 /// How a backend runs statements. Every executor is a [`Store`] (below): a backend adds only how it runs a
-/// statement, its three statements that differ by more than placeholders and the two writes whose transactions it
-/// drives itself.
+/// statement and the writes whose transactions it drives itself.
 #[async_trait]
 pub trait Executor: Send + Sync + std::fmt::Debug {
-    /// Resolves `?2` (id) or `?3` (lower-cased name or email) in organization `?1`, the exact id first, then a
-    /// live user before a DELETED one, then the newest; [`user`] columns.
-    const FIND_USER: Stmt;
-    /// [`Executor::FIND_USER`] selecting only `id, state`.
-    const FIND_USER_KEY: Stmt;
-    /// A user's tokens (`?1` org, `?2` user) after (`?3`, `?4`), at most `?5`; [`pat`] columns.
-    const PATS_OF_USER: Stmt;
-    /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
-    const PATS_OF_ORG: Stmt;
-    /// [`Executor::PATS_OF_USER`] with [`summary_columns`].
-    const SUMMARIES_OF_USER: Stmt;
-    /// [`Executor::PATS_OF_ORG`] with [`summary_columns`].
-    const SUMMARIES_OF_ORG: Stmt;
-
     /// A page of stored summaries: `sql` selects [`summary_columns`] rows in page order; at most `limit` of them are
     /// appended to `body` (comma-separated), and one more row only sets [`SummaryPage::has_more`].
     async fn summaries(
@@ -301,7 +286,7 @@ impl<E: Executor> Store for E {
 
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError> {
         let args = args![org_id, ident, ident.to_ascii_lowercase()];
-        self.row(E::FIND_USER, args, user).await
+        self.row(FIND_USER, args, user).await
     }
 
     async fn find_user_key(
@@ -314,7 +299,7 @@ impl<E: Executor> Store for E {
             let state = UserState::parse(&r.text(1)?).unwrap_or(UserState::Disabled);
             Ok((r.text(0)?, state))
         };
-        self.row(E::FIND_USER_KEY, args, key).await
+        self.row(FIND_USER_KEY, args, key).await
     }
 
     async fn list_users(
@@ -510,11 +495,11 @@ impl<E: Executor> Store for E {
         let (c_ms, c_id) = position(after);
         match user_id {
             Some(u) => self.rows(
-                E::PATS_OF_USER,
+                PATS_OF_USER,
                 args![org_id, u, c_ms, c_id, limit as i64],
                 pat,
             ),
-            None => self.rows(E::PATS_OF_ORG, args![org_id, c_ms, c_id, limit as i64], pat),
+            None => self.rows(PATS_OF_ORG, args![org_id, c_ms, c_id, limit as i64], pat),
         }
         .await
     }
@@ -530,11 +515,11 @@ impl<E: Executor> Store for E {
         let (c_ms, c_id) = position(after);
         let (page, args) = match user_id {
             Some(u) => (
-                E::SUMMARIES_OF_USER,
+                SUMMARIES_OF_USER,
                 args![org_id, u, c_ms, c_id, limit as i64 + 1],
             ),
             None => (
-                E::SUMMARIES_OF_ORG,
+                SUMMARIES_OF_ORG,
                 args![org_id, c_ms, c_id, limit as i64 + 1],
             ),
         };

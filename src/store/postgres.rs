@@ -29,30 +29,15 @@ use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
 use crate::domain::{Cursor, Organization};
 
-/// Versioned migrations, applied in order at open. Never edit a released one: add a new file.
-pub const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (
-        2,
-        include_str!("../../migrations/postgres/0002_user_lookup_indexes.sql"),
-    ),
-    (
-        3,
-        include_str!("../../migrations/postgres/0003_credential_generations.sql"),
-    ),
-    (
-        4,
-        include_str!("../../migrations/postgres/0004_attempt_events.sql"),
-    ),
-    (
-        5,
-        include_str!("../../migrations/postgres/0005_mail_domains.sql"),
-    ),
-    (
-        6,
-        include_str!("../../migrations/postgres/0006_pat_summaries.sql"),
-    ),
-];
+/// Versioned migrations, applied in order at open.
+pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("postgres":
+    1 => "0001_init.sql",
+    2 => "0002_user_lookup_indexes.sql",
+    3 => "0003_credential_generations.sql",
+    4 => "0004_attempt_events.sql",
+    5 => "0005_mail_domains.sql",
+    6 => "0006_pat_summaries.sql",
+);
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
 /// (An arbitrary constant: the bytes of "wmpat-mg".)
@@ -474,43 +459,6 @@ async fn summary_page(
 
 #[async_trait]
 impl Executor for PostgresStore {
-    const FIND_USER: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::user_columns!(),
-        " FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
-         ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
-    ));
-    const FIND_USER_KEY: Stmt = sql::stmt!(
-        "SELECT id, state FROM users WHERE org_id = ?1 AND (id = ?2 OR name_key = ?3 OR email_key = ?3) \
-         ORDER BY (id = ?2) DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
-    );
-    // Two statements rather than `($2 IS NULL OR user_id = $2)`, so each uses its own index.
-    const PATS_OF_USER: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::pat_columns!(),
-        " FROM personal_access_tokens WHERE org_id = ?1 AND user_id = ?2 \
-         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
-    ));
-    const PATS_OF_ORG: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::pat_columns!(),
-        " FROM personal_access_tokens WHERE org_id = ?1 \
-         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
-    ));
-
-    const SUMMARIES_OF_USER: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::summary_columns!(),
-        " FROM personal_access_tokens WHERE org_id = ?1 AND user_id = ?2 \
-         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5"
-    ));
-    const SUMMARIES_OF_ORG: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::summary_columns!(),
-        " FROM personal_access_tokens WHERE org_id = ?1 \
-         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4"
-    ));
-
     async fn summaries(
         &self,
         sql: Stmt,

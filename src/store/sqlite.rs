@@ -19,26 +19,14 @@ use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
 use crate::domain::{Cursor, Organization};
 
-/// Versioned migrations, applied in order at open. Never edit a released one: add a new file.
-pub const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (
-        2,
-        include_str!("../../migrations/sqlite/0002_user_lookup_indexes.sql"),
-    ),
-    (
-        3,
-        include_str!("../../migrations/sqlite/0003_credential_generations.sql"),
-    ),
-    (
-        4,
-        include_str!("../../migrations/sqlite/0004_mail_domains.sql"),
-    ),
-    (
-        5,
-        include_str!("../../migrations/sqlite/0005_pat_summaries.sql"),
-    ),
-];
+/// Versioned migrations, applied in order at open.
+pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("sqlite":
+    1 => "0001_init.sql",
+    2 => "0002_user_lookup_indexes.sql",
+    3 => "0003_credential_generations.sql",
+    4 => "0004_mail_domains.sql",
+    5 => "0005_pat_summaries.sql",
+);
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -253,7 +241,8 @@ fn query<T>(
     Ok(out)
 }
 
-/// Appends the stored summaries of a page to `body`: the bytes are copied straight from SQLite's row buffer.
+/// Appends the stored summaries of a page to `body`: the bytes are copied straight from SQLite's row buffer, and the
+/// last row's position is kept in one reused cursor (no allocation per row).
 fn summary_page(
     conn: &Connection,
     sql: Stmt,
@@ -263,39 +252,38 @@ fn summary_page(
 ) -> Result<SummaryPage, StoreError> {
     let mut stmt = conn.prepare_cached(sql.sqlite).map_err(backend)?;
     let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
-    let (mut count, mut has_more) = (0, false);
-    let mut last: Option<(i64, usize)> = None;
-    let mut last_id = String::new();
+    let (mut count, mut has_more, mut last) = (0, false, None::<Cursor>);
     while let Some(row) = rows.next().map_err(backend)? {
         if count == limit {
             has_more = true;
             break;
         }
-        let created = row.get_ref(0).and_then(|v| Ok(v.as_i64()?));
-        let id = row.get_ref(1).and_then(|v| Ok(v.as_str()?));
-        let summary = row.get_ref(2).and_then(|v| Ok(v.as_bytes()?));
-        let (created, id, summary) = (
-            created.map_err(backend)?,
-            id.map_err(backend)?,
-            summary.map_err(backend)?,
-        );
         if count > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(summary);
-        last_id.clear();
-        last_id.push_str(id);
-        last = Some((created, count));
+        body.extend_from_slice(
+            row.get_ref(2)
+                .and_then(|v| Ok(v.as_bytes()?))
+                .map_err(backend)?,
+        );
+        let id = row
+            .get_ref(1)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(backend)?;
+        let cursor = last.get_or_insert_with(|| Cursor {
+            created_ms: 0,
+            id: String::new(),
+        });
+        cursor.created_ms = row.get(0).map_err(backend)?;
+        cursor.id.clear();
+        cursor.id.push_str(id);
         count += 1;
     }
     Ok(SummaryPage {
         body,
         count,
         has_more,
-        last: last.map(|(created_ms, _)| Cursor {
-            created_ms,
-            id: last_id,
-        }),
+        last,
     })
 }
 
@@ -335,53 +323,6 @@ fn transaction(conn: &mut Connection, steps: &[Step]) -> Result<usize, StoreErro
 
 #[async_trait]
 impl Executor for SqliteStore {
-    // Three indexed lookups instead of one OR (which the planner answers with a scan of the organization's users).
-    const FIND_USER: Stmt = sql::stmt!(concat!(
-        "SELECT * FROM (SELECT ",
-        sql::user_columns!(),
-        ", 1 AS by_id FROM users WHERE id = ?2 AND org_id = ?1 UNION ALL SELECT ",
-        sql::user_columns!(),
-        ", 0 FROM users WHERE org_id = ?1 AND name_key = ?3 UNION ALL SELECT ",
-        sql::user_columns!(),
-        ", 0 FROM users WHERE org_id = ?1 AND email_key = ?3) \
-         ORDER BY by_id DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
-    ));
-    const FIND_USER_KEY: Stmt = sql::stmt!(
-        "SELECT id, state FROM (SELECT id, state, created_ms, 1 AS by_id FROM users WHERE id = ?2 AND org_id = ?1 \
-         UNION ALL SELECT id, state, created_ms, 0 FROM users WHERE org_id = ?1 AND name_key = ?3 \
-         UNION ALL SELECT id, state, created_ms, 0 FROM users WHERE org_id = ?1 AND email_key = ?3) \
-         ORDER BY by_id DESC, (state = 'DELETED') ASC, created_ms DESC LIMIT 1"
-    );
-    // Each page pinned to its index: without statistics the planner walked the organization index for a user's
-    // tokens (67 ms at 1M tokens). `LIMIT ?N + 0`, not `LIMIT ?N`: SQLite reads a bare bound LIMIT while preparing,
-    // so every new value expired the cached statement and each page was parsed and planned again (issue 14: 35
-    // allocations and a sixth of the instructions of a page).
-    const PATS_OF_USER: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::pat_columns!(),
-        " FROM personal_access_tokens INDEXED BY pats_user_page WHERE org_id = ?1 AND user_id = ?2 \
-         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5 + 0"
-    ));
-    const PATS_OF_ORG: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::pat_columns!(),
-        " FROM personal_access_tokens INDEXED BY pats_org_page WHERE org_id = ?1 \
-         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4 + 0"
-    ));
-
-    const SUMMARIES_OF_USER: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::summary_columns!(),
-        " FROM personal_access_tokens INDEXED BY pats_user_page WHERE org_id = ?1 AND user_id = ?2 \
-         AND (created_ms, id) > (?3, ?4) ORDER BY created_ms, id LIMIT ?5 + 0"
-    ));
-    const SUMMARIES_OF_ORG: Stmt = sql::stmt!(concat!(
-        "SELECT ",
-        sql::summary_columns!(),
-        " FROM personal_access_tokens INDEXED BY pats_org_page WHERE org_id = ?1 \
-         AND (created_ms, id) > (?2, ?3) ORDER BY created_ms, id LIMIT ?4 + 0"
-    ));
-
     async fn summaries(
         &self,
         sql: Stmt,
