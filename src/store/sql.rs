@@ -4,8 +4,9 @@
 //! Statements are written with SQLite's `?N` placeholders; [`stmt!`] also makes the PostgreSQL text (`$N`) at
 //! compile time, so neither backend rewrites or formats a statement per request. A backend picks its text from a
 //! [`Stmt`], binds [`Param`]s (which both drivers accept) and hands its rows to the decoders here through
-//! [`SqlRow`]. What is left in `sqlite.rs` and `postgres.rs` is how to run a statement, how errors map, the
-//! migrations and the few statements that differ by more than placeholders.
+//! [`SqlRow`]. The few statements whose texts differ by more than placeholders (a SQLite index hint, a PostgreSQL
+//! row lock) are here too, as two texts in one [`Stmt`]. What is left in `sqlite.rs` and `postgres.rs` is how to
+//! run a statement, how errors map and the list of migrations.
 //!
 //! A new column: a migration per backend, then this file: [`TABLES`], the column list macro, the decoder and the
 //! insert parameters of its table. The `Store` methods written once over these statements are in `executor.rs`.

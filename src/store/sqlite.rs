@@ -5,8 +5,7 @@
 //! acknowledged write durable across power loss, not only across a process crash.
 //!
 //! The statements and the `Store` methods are shared with PostgreSQL ([`super::sql`]); this file runs them (reads
-//! on the reader connections, writes on the writer), maps SQLite's errors and holds the SQLite migrations and the
-//! statements pinned to SQLite indexes.
+//! on the reader connections, writes on the writer), maps SQLite's errors and lists the SQLite migrations.
 
 use std::sync::{Arc, Mutex};
 
