@@ -684,7 +684,8 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
     }))
 }
 
-/// The organization's registered mail domains (issue 15).
+/// The organization's registered mail domains (issue 15), with the DNS records GetMailDomain shows (so that a
+/// restore keeps the values already published) and when each was registered (list order).
 async fn dump_mail_domains(
     app: &AppState,
     org: &Organization,
@@ -703,12 +704,19 @@ async fn dump_mail_domains(
             id: last.domain.clone(),
         });
         for d in page {
+            let records: Vec<_> = d
+                .records()
+                .into_iter()
+                .map(|r| serde_json::json!({"Type": r.kind, "Hostname": r.hostname, "Value": r.value}))
+                .collect();
             out.push(serde_json::json!({
                 "DomainName": d.domain,
                 "IsTestDomain": d.is_test_domain,
                 "DefaultDomain": org.default_mail_domain.eq_ignore_ascii_case(&d.domain),
                 "OwnershipVerificationStatus": d.ownership.as_str(),
                 "DkimVerificationStatus": d.dkim.as_str(),
+                "Records": records,
+                "Created": EpochSeconds(d.created_ms),
             }));
         }
     }

@@ -1,5 +1,6 @@
 //! A `workmail-pat dump` file as the source of an import: `seed` given a dump restores the same organizations,
-//! configurations, users and token metadata with the same ids (secrets aside: every token gets a fresh secret,
+//! mail domains (verification state, DNS values, default), configurations, users, aliases and token metadata
+//! with the same ids (secrets aside: every token gets a fresh secret,
 //! shown once in the output, and users get no password).
 
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use crate::domain::{
     IdentityProviderConfiguration, Organization, PatStatus, PersonalAccessToken, User, UserProfile,
     UserState,
 };
+use crate::mail::{MailDomain, Verification};
 use crate::secrets::PatSecret;
 
 use super::engine::Target;
@@ -31,6 +33,9 @@ pub struct DumpOrganization {
     default_mail_domain: String,
     #[serde(default)]
     domains: Vec<String>,
+    /// Absent from dumps older than mail domains: then as CreateOrganization registers them.
+    #[serde(default)]
+    mail_domains: Option<Vec<DumpMailDomain>>,
     created: f64,
     completed_date: Option<f64>,
     #[serde(default)]
@@ -50,6 +55,28 @@ pub struct DumpOrganization {
 
 #[derive(Deserialize, Debug)]
 #[serde(rename_all = "PascalCase")]
+struct DumpMailDomain {
+    domain_name: String,
+    #[serde(default)]
+    is_test_domain: bool,
+    ownership_verification_status: String,
+    dkim_verification_status: String,
+    #[serde(default)]
+    records: Vec<DumpRecord>,
+    created: Option<f64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "PascalCase")]
+struct DumpRecord {
+    #[serde(rename = "Type")]
+    kind: String,
+    hostname: String,
+    value: String,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(rename_all = "PascalCase")]
 struct DumpConfiguration {
     authentication_mode: String,
     instance_arn: String,
@@ -64,6 +91,8 @@ struct DumpUser {
     user_id: String,
     name: String,
     email: Option<String>,
+    #[serde(default)]
+    aliases: Vec<String>,
     display_name: String,
     state: String,
     user_role: String,
@@ -142,6 +171,45 @@ impl DumpOrganization {
             created_ms: ms(self.created),
             completed_ms: self.completed_date.map(ms),
         }
+    }
+
+    /// The registered domains, in list order (without DNS values when the dump has no records: fresh ones then).
+    fn mail_domains(&self) -> Option<Vec<MailDomain>> {
+        let domains = self.mail_domains.as_ref()?;
+        Some(
+            domains
+                .iter()
+                .map(|d| {
+                    let mut row = MailDomain {
+                        org_id: self.organization_id.clone(),
+                        account: self.account.clone(),
+                        region: self.region.clone(),
+                        domain: d.domain_name.to_ascii_lowercase(),
+                        is_test_domain: d.is_test_domain,
+                        ownership: Verification::parse(&d.ownership_verification_status),
+                        dkim: Verification::parse(&d.dkim_verification_status),
+                        ownership_token: String::new(),
+                        dkim_tokens: Vec::new(),
+                        created_ms: d.created.map_or(ms(self.created), ms),
+                    };
+                    row.keep_records(
+                        d.records
+                            .iter()
+                            .map(|r| (r.kind.as_str(), r.hostname.as_str(), r.value.as_str())),
+                    );
+                    row
+                })
+                .collect(),
+        )
+    }
+
+    /// Each user's aliases, in list order.
+    fn aliases(&self) -> Vec<(String, Vec<String>)> {
+        self.users
+            .iter()
+            .filter(|u| !u.aliases.is_empty())
+            .map(|u| (u.user_id.clone(), u.aliases.clone()))
+            .collect()
     }
 
     fn configuration(&self) -> Result<Option<IdentityProviderConfiguration>, String> {
@@ -237,11 +305,13 @@ pub async fn restore(dump: &Dump, target: &Target<'_>) -> Result<(Report, Vec<Ne
         let org = o.organization();
         let configuration = o.configuration()?;
         let users = o.users()?;
-        if let Some(mut import) = target.organization(org, &mut org_report).await? {
+        let domains = o.mail_domains();
+        if let Some(mut import) = target.organization(org, domains, &mut org_report).await? {
             if let Some(c) = &configuration {
                 import.configuration(c, &mut org_report).await?;
             }
             import.users(users, &mut org_report).await?;
+            import.aliases(o.aliases(), &mut org_report).await?;
             let pepper = &target.app.pepper;
             import
                 .restore_tokens(o.tokens(), &mut org_report, |t| {

@@ -3,8 +3,10 @@
 //! source's ids. Each entity is written on its own, so an interrupted import leaves only whole entities behind and
 //! a rerun creates what is still missing (the rest is unchanged).
 //!
-//! Mail domains and aliases are one more step here when the store has them: a `domains`/`aliases` method beside
-//! [`OrgImport::users`], fed by the source.
+//! Mail domains come with the organization ([`Target::organization`]): a new organization is written with the
+//! source's domains (their verification state and DNS values) in one transaction, before any user, since a user's
+//! address must be in a registered domain of the organization; aliases follow each page of users
+//! ([`OrgImport::aliases`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,6 +15,7 @@ use crate::domain::{
     Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, User,
     UserFilter, UserState, org_state,
 };
+use crate::mail::{EmailAddress, MAX_ALIASES_PER_USER, MailDomain};
 use crate::ops::{self, Ctx};
 use crate::state::AppState;
 use crate::store::{Conflict, ImportBatch, StoreError};
@@ -88,11 +91,14 @@ impl Target<'_> {
         }
     }
 
-    /// Starts importing one organization of the source: plans it, creates it when absent. `None` when it is
+    /// Starts importing one organization of the source: plans it, creates it when absent, with its mail domains
+    /// (`domains`, in the source's list order; `None` when the source does not show them: then the default domain
+    /// as test domain and the domains given at creation, as CreateOrganization registers them). `None` when it is
     /// skipped (a conflict), and then so is everything in it.
     pub async fn organization(
         &self,
         mut source: Organization,
+        domains: Option<Vec<MailDomain>>,
         report: &mut OrgReport,
     ) -> Result<Option<OrgImport<'_>>, String> {
         report.organization_id = source.id.clone();
@@ -104,6 +110,19 @@ impl Target<'_> {
             account: source.account.clone(),
             region: source.region.clone(),
         };
+        let domains = domains.unwrap_or_else(|| {
+            if source.state == org_state::DELETED {
+                return Vec::new();
+            }
+            let mut rows = MailDomain::of_new_organization(&source);
+            for d in &mut rows {
+                // Not the source's: fresh values are drawn when written, never compared.
+                d.ownership_token.clear();
+                d.dkim_tokens.clear();
+            }
+            rows
+        });
+        let source_default = source.default_mail_domain.clone();
         let by_id = self
             .app
             .store
@@ -118,6 +137,7 @@ impl Target<'_> {
                     || o.directory_id == source.directory_id)
         });
         let action = plan::organization(&source, by_id.as_ref(), alias_holder);
+        let target_default;
         match &action {
             Action::Create => {
                 source.created_ms = plan::creation_time(
@@ -125,11 +145,22 @@ impl Target<'_> {
                     &source.id,
                     existing.iter().map(|o| (o.created_ms, o.id.as_str())).max(),
                 );
+                let kept = self.new_domains(&source, domains, report).await?;
+                if !kept
+                    .iter()
+                    .any(|d| d.domain == source_default.to_ascii_lowercase())
+                    && let Some(test) = kept.iter().find(|d| d.is_test_domain)
+                {
+                    // Its default domain is another organization's in the target: the test domain stands in.
+                    source.default_mail_domain = test.domain.clone();
+                }
+                target_default = source.default_mail_domain.clone();
+                let count = kept.len() as u64;
                 if !self.dry_run {
                     match self
                         .app
                         .store
-                        .create_organization(source.clone(), None)
+                        .create_organization_with_domains(source.clone(), kept)
                         .await
                     {
                         Ok(_) => {}
@@ -145,8 +176,15 @@ impl Target<'_> {
                     }
                 }
                 report.count("Organization").created += 1;
+                if count > 0 {
+                    report.count("MailDomain").created += count;
+                }
             }
-            Action::Unchanged => report.count("Organization").unchanged += 1,
+            Action::Unchanged => {
+                report.count("Organization").unchanged += 1;
+                target_default = by_id.map(|o| o.default_mail_domain).unwrap_or_default();
+                self.more_domains(&source, domains, report).await?;
+            }
             Action::Conflict(why) => {
                 report.skip(
                     "Organization",
@@ -156,6 +194,9 @@ impl Target<'_> {
                 return Ok(None);
             }
         }
+        if let Action::Conflict(why) = plan::default_domain(&source_default, &target_default) {
+            report.skip("DefaultMailDomain", &source.id, why);
+        }
         Ok(Some(OrgImport {
             target: self,
             partition,
@@ -163,8 +204,110 @@ impl Target<'_> {
             last_user: None,
             seen: HashSet::new(),
             names: HashMap::new(),
+            enabled: HashMap::new(),
         }))
     }
+
+    /// The domains of a new organization that no other organization of the partition holds, in the source's
+    /// order, with creation times that keep it and DNS values (the source's, or fresh).
+    async fn new_domains(
+        &self,
+        org: &Organization,
+        domains: Vec<MailDomain>,
+        report: &mut OrgReport,
+    ) -> Result<Vec<MailDomain>, String> {
+        let mut kept: Vec<MailDomain> = Vec::new();
+        for d in domains {
+            let holder = self
+                .app
+                .store
+                .mail_domain_in_partition(&org.account, &org.region, &d.domain)
+                .await
+                .map_err(err)?;
+            match plan::mail_domain(&d, None, holder.as_ref()) {
+                Action::Create => {
+                    let last = kept.last().map(|k| (k.created_ms, k.domain.as_str()));
+                    kept.push(prepared(org, d, last));
+                }
+                Action::Unchanged => {}
+                Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The domains of an organization already in the target: those it lacks are registered one by one.
+    async fn more_domains(
+        &self,
+        org: &Organization,
+        domains: Vec<MailDomain>,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        let mut last: Option<(Millis, String)> = None;
+        for d in domains {
+            let target = self
+                .app
+                .store
+                .get_mail_domain(&org.id, &d.domain)
+                .await
+                .map_err(err)?;
+            let holder = match &target {
+                Some(_) => None,
+                None => self
+                    .app
+                    .store
+                    .mail_domain_in_partition(&org.account, &org.region, &d.domain)
+                    .await
+                    .map_err(err)?,
+            };
+            match plan::mail_domain(&d, target.as_ref(), holder.as_ref()) {
+                Action::Create => {
+                    let row = prepared(org, d, last.as_ref().map(|(ms, k)| (*ms, k.as_str())));
+                    last = Some((row.created_ms, row.domain.clone()));
+                    if !self.dry_run {
+                        match self.app.store.insert_mail_domain(row.clone(), None).await {
+                            Ok(()) => {}
+                            Err(StoreError::Conflict(c)) => {
+                                report.skip("MailDomain", &row.domain, conflict_text(c));
+                                continue;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    report.count("MailDomain").created += 1;
+                }
+                Action::Unchanged => {
+                    let t = target.expect("unchanged means present");
+                    if last
+                        .as_ref()
+                        .is_none_or(|(ms, k)| (*ms, k.as_str()) < (t.created_ms, t.domain.as_str()))
+                    {
+                        last = Some((t.created_ms, t.domain));
+                    }
+                    report.count("MailDomain").unchanged += 1;
+                }
+                Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source's domain as the target stores it: the organization's partition, a creation time after `last`, and
+/// fresh DNS values where the source showed none.
+fn prepared(org: &Organization, mut d: MailDomain, last: Option<(Millis, &str)>) -> MailDomain {
+    d.org_id = org.id.clone();
+    d.account = org.account.clone();
+    d.region = org.region.clone();
+    d.created_ms = plan::creation_time(d.created_ms, &d.domain, last);
+    let fresh = MailDomain::new(org, &d.domain, d.is_test_domain, false, d.created_ms);
+    if d.ownership_token.is_empty() {
+        d.ownership_token = fresh.ownership_token;
+    }
+    if d.dkim_tokens.is_empty() {
+        d.dkim_tokens = fresh.dkim_tokens;
+    }
+    d
 }
 
 fn conflict_text(c: Conflict) -> &'static str {
@@ -192,6 +335,8 @@ pub struct OrgImport<'a> {
     seen: HashSet<String>,
     /// (name, email) of every user of the source seen, for the token report.
     names: HashMap<String, (String, Option<String>)>,
+    /// ENABLED users now in the target (in a dry run: that would be), with the time their aliases start from.
+    enabled: HashMap<String, Millis>,
 }
 
 impl OrgImport<'_> {
@@ -308,6 +453,10 @@ impl OrgImport<'_> {
             kept.push((user, false));
         }
         for (user, mut has_password) in kept {
+            if user.state == UserState::Enabled {
+                self.enabled
+                    .insert(user.id.clone(), user.enabled_ms.unwrap_or(user.created_ms));
+            }
             if user.state == UserState::Deleted {
                 continue;
             }
@@ -424,6 +573,99 @@ impl OrgImport<'_> {
                 Ok(false)
             }
         }
+    }
+
+    /// The aliases of users of the last page (user id, aliases in the source's list order). A user not imported
+    /// gets none; an address the target gives to another entity is a conflict. New aliases are written in one
+    /// transaction (one at a time when the target refuses one).
+    pub async fn aliases(
+        &mut self,
+        aliases: Vec<(String, Vec<String>)>,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        let mut create = Vec::new();
+        for (user_id, addresses) in aliases {
+            let Some(&base) = self.enabled.get(&user_id) else {
+                for a in &addresses {
+                    report.skip(
+                        "Alias",
+                        a,
+                        format!("its user {user_id} is not an ENABLED user of the target"),
+                    );
+                }
+                continue;
+            };
+            let mut last: Option<(Millis, String)> = None;
+            for address in addresses {
+                let holder = self
+                    .app()
+                    .store
+                    .find_address(&self.org.id, &address)
+                    .await
+                    .map_err(err)?;
+                match plan::alias(&user_id, &address, holder.as_ref()) {
+                    Action::Create => {
+                        let key = address.to_ascii_lowercase();
+                        let ms = plan::creation_time(
+                            base,
+                            &key,
+                            last.as_ref().map(|(ms, k)| (*ms, k.as_str())),
+                        );
+                        last = Some((ms, key));
+                        create.push(EmailAddress {
+                            org_id: self.org.id.clone(),
+                            entity_id: user_id.clone(),
+                            address,
+                            is_primary: false,
+                            created_ms: ms,
+                        });
+                    }
+                    Action::Unchanged => {
+                        let h = holder.expect("unchanged means held");
+                        let key = (h.created_ms, h.key());
+                        if last.as_ref().is_none_or(|l| *l < key) {
+                            last = Some(key);
+                        }
+                        report.count("Alias").unchanged += 1;
+                    }
+                    Action::Conflict(why) => report.skip("Alias", &address, why),
+                }
+            }
+        }
+        if create.is_empty() {
+            return Ok(());
+        }
+        if !self.target.dry_run {
+            let batch = ImportBatch {
+                addresses: create.clone(),
+                ..ImportBatch::default()
+            };
+            match self.app().store.import(batch).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => {
+                    for a in create {
+                        match self.app().store.create_alias(a.clone(), MAX_ALIASES_PER_USER).await {
+                            Ok(true) => report.count("Alias").created += 1,
+                            Ok(false) => report.skip(
+                                "Alias",
+                                &a.address,
+                                "the target refused it: its user has the most aliases allowed or is not ENABLED",
+                            ),
+                            Err(StoreError::Conflict(c)) => report.skip(
+                                "Alias",
+                                &a.address,
+                                format!("the target refused it: {}", conflict_text(c)),
+                            ),
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        report.count("Alias").created += create.len() as u64;
+        Ok(())
     }
 
     /// The source's tokens, for the report: their secrets stay behind, so each owner must create them anew.

@@ -9,6 +9,7 @@ use crate::clock::Millis;
 use crate::domain::{
     IdentityProviderConfiguration, Organization, PersonalAccessToken, User, UserState,
 };
+use crate::mail::{EmailAddress, MailDomain};
 
 /// What to do with one entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ pub fn creation_time(preferred: Millis, id: &str, last: Option<(Millis, &str)>) 
 }
 
 /// Names of the fields in which two organizations differ (the creation time is not compared: it is not part of
-/// the API and an import chooses it).
+/// the API and an import chooses it; nor the default mail domain, a step of its own, [`default_domain`]).
 pub fn organization_differences(source: &Organization, target: &Organization) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |same: bool, name: &'static str| {
@@ -52,10 +53,6 @@ pub fn organization_differences(source: &Organization, target: &Organization) ->
     check(
         source.directory_type == target.directory_type,
         "DirectoryType",
-    );
-    check(
-        source.default_mail_domain == target.default_mail_domain,
-        "DefaultMailDomain",
     );
     check(source.domains == target.domains, "mail domains");
     check(source.completed_ms == target.completed_ms, "CompletedDate");
@@ -213,6 +210,76 @@ pub fn token(source: &PersonalAccessToken, target: Option<&PersonalAccessToken>)
     }
 }
 
+/// A mail domain of the organization: by name; a new one must not be registered to another organization of the
+/// partition. Its DNS values are compared when the source shows them (a test domain has none).
+pub fn mail_domain(
+    source: &MailDomain,
+    target: Option<&MailDomain>,
+    holder: Option<&MailDomain>,
+) -> Action {
+    if let Some(t) = target {
+        let mut diff = Vec::new();
+        if source.is_test_domain != t.is_test_domain {
+            diff.push("IsTestDomain");
+        }
+        if source.ownership != t.ownership {
+            diff.push("OwnershipVerificationStatus");
+        }
+        if source.dkim != t.dkim {
+            diff.push("DkimVerificationStatus");
+        }
+        let records_known = !source.ownership_token.is_empty() || !source.dkim_tokens.is_empty();
+        if records_known
+            && (source.ownership_token != t.ownership_token || source.dkim_tokens != t.dkim_tokens)
+        {
+            diff.push("Records");
+        }
+        return if diff.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Conflict(format!(
+                "mail domain {} is registered in the target with another {}",
+                source.domain,
+                diff.join(", ")
+            ))
+        };
+    }
+    match holder {
+        Some(other) => Action::Conflict(format!(
+            "mail domain {} is registered in the target to organization {}",
+            source.domain, other.org_id
+        )),
+        None => Action::Create,
+    }
+}
+
+/// The organization's default mail domain: the target's must be the source's (never changed by an import).
+pub fn default_domain(source: &str, target: &str) -> Action {
+    if source.eq_ignore_ascii_case(target) {
+        Action::Unchanged
+    } else {
+        Action::Conflict(format!(
+            "the default mail domain is {target} in the target, {source} at the source"
+        ))
+    }
+}
+
+/// An alias of a user: absent from the organization, it is created; held by the same user as an alias, unchanged;
+/// held by anyone else (or as the user's primary address), a conflict.
+pub fn alias(user_id: &str, address: &str, holder: Option<&EmailAddress>) -> Action {
+    match holder {
+        None => Action::Create,
+        Some(h) if h.entity_id == user_id && !h.is_primary => Action::Unchanged,
+        Some(h) if h.entity_id == user_id => Action::Conflict(format!(
+            "{address} is the primary address of user {user_id} in the target"
+        )),
+        Some(h) => Action::Conflict(format!(
+            "{address} is held in the target by entity {}",
+            h.entity_id
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +365,62 @@ mod tests {
         let mut deleted = source.clone();
         deleted.state = UserState::Deleted;
         assert_eq!(user(&deleted, None, Some(&holder), None), Action::Create);
+    }
+
+    #[test]
+    fn domains_aliases_and_the_default_domain() {
+        let o = org();
+        let mut source = MailDomain::new(&o, "example.com", false, false, 1);
+        let target = source.clone();
+        assert_eq!(mail_domain(&source, Some(&target), None), Action::Unchanged);
+        assert_eq!(mail_domain(&source, None, None), Action::Create);
+        let mut other = target.clone();
+        other.org_id = "m-2".into();
+        assert!(matches!(
+            mail_domain(&source, None, Some(&other)),
+            Action::Conflict(_)
+        ));
+        source.ownership = crate::mail::Verification::Verified;
+        let Action::Conflict(why) = mail_domain(&source, Some(&target), None) else {
+            panic!("another verification state must conflict");
+        };
+        assert!(why.contains("OwnershipVerificationStatus"), "{why}");
+        let mut unknown_records = target.clone();
+        unknown_records.ownership_token.clear();
+        unknown_records.dkim_tokens.clear();
+        assert_eq!(
+            mail_domain(&unknown_records, Some(&target), None),
+            Action::Unchanged
+        );
+        assert_eq!(
+            default_domain("Example.com", "example.com"),
+            Action::Unchanged
+        );
+        assert!(matches!(
+            default_domain("a.com", "b.com"),
+            Action::Conflict(_)
+        ));
+        let held = EmailAddress {
+            org_id: o.id.clone(),
+            entity_id: "u1".into(),
+            address: "a@example.com".into(),
+            is_primary: false,
+            created_ms: 1,
+        };
+        assert_eq!(alias("u1", "a@example.com", None), Action::Create);
+        assert_eq!(alias("u1", "a@example.com", Some(&held)), Action::Unchanged);
+        assert!(matches!(
+            alias("u2", "a@example.com", Some(&held)),
+            Action::Conflict(_)
+        ));
+        let primary = EmailAddress {
+            is_primary: true,
+            ..held
+        };
+        assert!(matches!(
+            alias("u1", "a@example.com", Some(&primary)),
+            Action::Conflict(_)
+        ));
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::domain::{
     UserState, org_state,
 };
 
+use crate::mail::{MailDomain, Verification};
+
 use super::engine::{Target, organizations_gone};
 use super::report::{OrgReport, Report};
 
@@ -138,11 +140,12 @@ impl Source {
         Ok(ids)
     }
 
+    /// The organization, and its mail domains when it is Active and the source shows them.
     async fn organization(
         &self,
         id: &str,
         notes: &mut Vec<String>,
-    ) -> Result<Organization, String> {
+    ) -> Result<(Organization, Option<Vec<MailDomain>>), String> {
         self.pace().await;
         let o = self
             .client
@@ -165,12 +168,8 @@ impl Source {
             .default_mail_domain()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let mut domains = Vec::new();
-        if state == org_state::ACTIVE {
-            domains = self.mail_domains(id, &default_mail_domain, notes).await?;
-        }
         let completed_ms = o.completed_date().map(millis);
-        Ok(Organization {
+        let org = Organization {
             id: o.organization_id().unwrap_or(id).to_string(),
             account,
             region,
@@ -179,28 +178,35 @@ impl Source {
             directory_id: o.directory_id().unwrap_or_default().to_string(),
             directory_type: o.directory_type().unwrap_or_default().to_string(),
             default_mail_domain,
-            domains,
+            // The domains given at creation are not shown: the registered ones are the mail domains below.
+            domains: Vec::new(),
             kms_key_arn: None,
             interoperability_enabled: o.interoperability_enabled(),
             // The API does not show when an organization was created: its completion is the closest.
             created_ms: completed_ms.unwrap_or_else(crate::clock::Clock::real_now_ms),
             completed_ms,
-        })
+        };
+        let domains = match org.state.as_str() {
+            org_state::ACTIVE => self.mail_domains(&org, notes).await?,
+            // A Deleted organization's domains are free again.
+            _ => Some(Vec::new()),
+        };
+        Ok((org, domains))
     }
 
-    /// The registered mail domains other than the default one (as CreateOrganization takes them). A source that
-    /// does not answer ListMailDomains leaves them out, with a note.
+    /// The registered mail domains in list order (ListMailDomains), each as GetMailDomain describes it: test
+    /// domain or not, verification state (FAILED is kept as PENDING, with a note), DNS values. `None`, with a
+    /// note, from a source that does not answer ListMailDomains: then the default domain alone is copied.
     async fn mail_domains(
         &self,
-        id: &str,
-        default: &str,
+        org: &Organization,
         notes: &mut Vec<String>,
-    ) -> Result<Vec<String>, String> {
-        let mut out = Vec::new();
+    ) -> Result<Option<Vec<MailDomain>>, String> {
+        let mut names: Vec<String> = Vec::new();
         let mut pages = self
             .client
             .list_mail_domains()
-            .organization_id(id)
+            .organization_id(&org.id)
             .into_paginator()
             .send();
         loop {
@@ -215,20 +221,84 @@ impl Source {
                         "mail domains not read (ListMailDomains: {}): only the default domain is copied",
                         e.err().code().unwrap_or("error")
                     ));
-                    return Ok(Vec::new());
+                    return Ok(None);
                 }
                 Err(e) => return Err(sdk_error("ListMailDomains", e)),
             };
             for d in page.mail_domains() {
                 if let Some(name) = d.domain_name() {
                     let name = name.to_ascii_lowercase();
-                    if name != default && !out.contains(&name) {
-                        out.push(name);
+                    if !names.contains(&name) {
+                        names.push(name);
                     }
                 }
             }
         }
-        Ok(out)
+        let mut out = Vec::new();
+        for (index, name) in names.into_iter().enumerate() {
+            self.pace().await;
+            let d = self
+                .client
+                .get_mail_domain()
+                .organization_id(&org.id)
+                .domain_name(&name)
+                .send()
+                .await
+                .map_err(|e| sdk_error(&format!("GetMailDomain {name}"), e))?;
+            let status = |s: Option<&aws_sdk_workmail::types::DnsRecordVerificationStatus>| {
+                s.map_or("PENDING", |s| s.as_str()).to_string()
+            };
+            let (ownership, dkim) = (
+                status(d.ownership_verification_status()),
+                status(d.dkim_verification_status()),
+            );
+            if ownership == "FAILED" || dkim == "FAILED" {
+                notes.push(format!(
+                    "mail domain {name} failed verification at the source: imported PENDING (publish its records, \
+                     then `workmail-pat domain verify`)"
+                ));
+            }
+            let mut row = MailDomain {
+                org_id: org.id.clone(),
+                account: org.account.clone(),
+                region: org.region.clone(),
+                domain: name,
+                is_test_domain: d.is_test_domain(),
+                ownership: Verification::parse(&ownership),
+                dkim: Verification::parse(&dkim),
+                ownership_token: String::new(),
+                dkim_tokens: Vec::new(),
+                // Registration times are not shown: the list order is kept from the organization's time.
+                created_ms: org.created_ms + index as Millis,
+            };
+            row.keep_records(
+                d.records()
+                    .iter()
+                    .filter_map(|r| Some((r.r#type()?, r.hostname()?, r.value()?))),
+            );
+            out.push(row);
+        }
+        Ok(Some(out))
+    }
+
+    /// A user's aliases in list order (ListAliases).
+    async fn aliases(&self, org: &Organization, user_id: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_aliases()
+            .organization_id(&org.id)
+            .entity_id(user_id)
+            .into_paginator()
+            .send();
+        loop {
+            self.pace().await;
+            let Some(page) = pages.next().await else {
+                return Ok(out);
+            };
+            let page = page.map_err(|e| sdk_error(&format!("ListAliases {user_id}"), e))?;
+            out.extend(page.aliases().iter().cloned());
+        }
     }
 
     async fn configuration(
@@ -402,14 +472,14 @@ impl Source {
         let mut seen = HashSet::new();
         for id in ids {
             let mut org_report = OrgReport::default();
-            let org = self.organization(&id, &mut org_report.notes).await?;
+            let (org, domains) = self.organization(&id, &mut org_report.notes).await?;
             progress.organization(&org);
             partitions.insert(crate::domain::Partition {
                 account: org.account.clone(),
                 region: org.region.clone(),
             });
             seen.insert(org.id.clone());
-            self.import_organization(org, target, &mut org_report, progress)
+            self.import_organization(org, domains, target, &mut org_report, progress)
                 .await?;
             progress.finished(&org_report);
             report.organizations.push(org_report);
@@ -424,12 +494,13 @@ impl Source {
     async fn import_organization(
         &self,
         org: Organization,
+        domains: Option<Vec<MailDomain>>,
         target: &Target<'_>,
         report: &mut OrgReport,
         progress: &dyn Progress,
     ) -> Result<(), String> {
         let active = org.is_active();
-        let Some(mut import) = target.organization(org, report).await? else {
+        let Some(mut import) = target.organization(org, domains, report).await? else {
             return Ok(());
         };
         if !active {
@@ -461,7 +532,15 @@ impl Source {
                 index += 1;
                 users.push(self.user(&org, id, org.created_ms + index).await?);
             }
+            let mut aliases = Vec::new();
+            for u in users.iter().filter(|u| u.state == UserState::Enabled) {
+                let list = self.aliases(&org, &u.id).await?;
+                if !list.is_empty() {
+                    aliases.push((u.id.clone(), list));
+                }
+            }
             import.users(users, report).await?;
+            import.aliases(aliases, report).await?;
             progress.users(index as u64);
         }
         let tokens = self.tokens(&org).await?;

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::mail::{insert_address, insert_domain, release_addresses, release_organization};
+use super::mail::{
+    insert_address, insert_domain, insert_primary_address, release_addresses, release_organization,
+};
 use super::sql::*;
 use super::{
     AttemptRequest, ClientTokenRecord, Idempotency, Idempotent, ImportBatch, SharedAttempt, Store,
@@ -132,11 +134,16 @@ fn org_steps(o: &Organization) -> Result<Vec<Step>, StoreError> {
     Ok(steps)
 }
 
-/// The rows of a new user: the user, then her primary address if she has one (bulk seeding).
+/// The rows of a new user: the user, then her primary address if she has one and her organization is live (bulk
+/// seeding, imports).
 fn user_steps(u: &User) -> Vec<Step> {
     let mut steps = vec![insert_user(u)];
     if let Some(email) = u.email.as_ref().filter(|_| u.state != UserState::Deleted) {
-        steps.push(insert_address(&primary_address(u, email, u.created_ms)));
+        steps.push(insert_primary_address(&primary_address(
+            u,
+            email,
+            u.created_ms,
+        )));
     }
     steps
 }
@@ -599,6 +606,7 @@ impl<E: Executor> Store for E {
         for (token, digest) in &batch.tokens {
             steps.push(insert_pat(token, *digest)?);
         }
+        steps.extend(batch.addresses.iter().map(insert_address));
         if steps.is_empty() {
             return Ok(());
         }

@@ -70,6 +70,8 @@ pub struct ImportBatch {
     pub configurations: Vec<(String, IdentityProviderConfiguration)>,
     /// Tokens with the keyed digests of their secrets.
     pub tokens: Vec<(PersonalAccessToken, [u8; 32])>,
+    /// Addresses (aliases) of users written earlier or in this batch; their domains must be registered.
+    pub addresses: Vec<crate::mail::EmailAddress>,
 }
 
 /// A `ClientToken` presented with a request (spec D3).
@@ -366,6 +368,16 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         }
         for (token, digest) in batch.tokens {
             self.insert_personal_access_token(token, digest).await?;
+        }
+        for address in batch.addresses {
+            if !self
+                .create_alias(address, crate::mail::MAX_ALIASES_PER_USER)
+                .await?
+            {
+                return Err(StoreError::Backend(
+                    "an alias of a user who cannot hold one more".into(),
+                ));
+            }
         }
         Ok(())
     }

@@ -492,11 +492,42 @@ def test_throttling_at_the_source_slows_the_import_without_failing_it(tmp_path):
         src.stop()
 
 
+def add_mail(client, org: PatOrg, db: str, user_id: str) -> dict:
+    """Mail domains and aliases (issue 15) on an organization of a `--domain-verification manual` server: one
+    domain left PENDING, one verified (`workmail-pat domain verify`) and made the default, aliases in both the
+    verified domain and the test domain."""
+    tag = uuid.uuid4().hex[:10]
+    pending, verified = f"p{tag}.example.com", f"v{tag}.example.org"
+    for d in (pending, verified):
+        client.register_mail_domain(OrganizationId=org.org_id, DomainName=d)
+    r = run_bin(["domain", "verify", "--database", db, "--organization-id", org.org_id, verified])
+    assert r.returncode == 0, r.stderr
+    client.update_default_mail_domain(OrganizationId=org.org_id, DomainName=verified)
+    aliases = [f"z{tag}@{verified}", f"a{tag}@{org.domain}", f"m{tag}@{verified}"]
+    for a in aliases:
+        client.create_alias(OrganizationId=org.org_id, EntityId=user_id, Alias=a)
+    return {"pending": pending, "verified": verified, "aliases": aliases}
+
+
+def mail_snapshot(client, org_id: str, user_ids) -> dict:
+    """ListMailDomains, GetMailDomain of each, ListAliases of each user (pages of two)."""
+    domains = pages(client.list_mail_domains, "MailDomains", OrganizationId=org_id)
+    s = {"domains": domains}
+    for page in domains:
+        for d in page:
+            s[d["DomainName"]] = strip(client.get_mail_domain(OrganizationId=org_id, DomainName=d["DomainName"]))
+    for uid in user_ids:
+        s[uid] = pages(client.list_aliases, "Aliases", OrganizationId=org_id, EntityId=uid)
+    return s
+
+
 def test_dump_fed_to_seed_restores_the_same_state_with_the_same_ids(tmp_path):
     """Every kind of entity: two partitions, a Deleted organization, ENABLED/DISABLED/DELETED users with every
-    profile field, PAT configurations, tokens (one used)."""
+    profile field, PAT configurations, tokens (one used), mail domains PENDING and VERIFIED with a default that is
+    not the test domain, aliases."""
     db_path = tmp_path / "orig.db"
-    srv = ServerProcess(tmp_path / "o", db_path=db_path, name="orig").start()
+    srv = ServerProcess(tmp_path / "o", db_path=db_path, name="orig",
+                        extra_args=["--domain-verification", "manual"]).start()
     try:
         acc = "343434343434"
         east = make_client(srv.url, account=acc)
@@ -509,6 +540,7 @@ def test_dump_fed_to_seed_restores_the_same_state_with_the_same_ids(tmp_path):
         assert verify(srv.url, org.org_id, "ann", tok["Token"]).status == 200
         east.update_user(OrganizationId=org.org_id, UserId=u.user_id, FirstName="Ann", LastName="Lee",
                          JobTitle="Ops", HiddenFromGlobalAddressList=True, IdentityProviderUserId="0123456789-12345678-1234-1234-1234-123456789abc")
+        mail = add_mail(east, org, f"sqlite:{db_path}", u.user_id)
         d = org.add_user("dan", login=False)
         east.deregister_from_work_mail(OrganizationId=org.org_id, EntityId=d.user_id)
         x = org.add_user("xia", login=False)
@@ -520,6 +552,7 @@ def test_dump_fed_to_seed_restores_the_same_state_with_the_same_ids(tmp_path):
         w = make_org(west, srv.url, acc)
         w.put_pat_config(status="INACTIVE", lifetime=10)
         w.add_user("wes", login=False)
+        before = mail_snapshot(east, org.org_id, [u.user_id])
     finally:
         srv.stop()
     original = dump(f"sqlite:{db_path}")
@@ -527,6 +560,10 @@ def test_dump_fed_to_seed_restores_the_same_state_with_the_same_ids(tmp_path):
     assert {("Active", "ENABLED"), ("Active", "DISABLED"), ("Active", "DELETED")} <= kinds
     assert "Deleted" in {o["State"] for o in original["Organizations"]}
     assert any(t.get("DateLastUsed") for o in original["Organizations"] for t in o["PersonalAccessTokens"])
+    statuses = {(m["DomainName"], m["OwnershipVerificationStatus"], m["DefaultDomain"])
+                for o in original["Organizations"] for m in o["MailDomains"]}
+    assert {(mail["pending"], "PENDING", False), (mail["verified"], "VERIFIED", True)} <= statuses
+    assert [a for o in original["Organizations"] for x in o["Users"] for a in x["Aliases"]] == mail["aliases"]
     dump_file = tmp_path / "dump.json"
     dump_file.write_text(json.dumps(original))
     copy = f"sqlite:{tmp_path / 'copy.db'}"
@@ -542,6 +579,16 @@ def test_dump_fed_to_seed_restores_the_same_state_with_the_same_ids(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["Restored"]["Changed"] is False
     assert dump(copy) == original
+    # The API answers the same: domains (their records too), the default, aliases in their order.
+    srv = ServerProcess(tmp_path / "c", db_url=copy, name="copy").start()
+    try:
+        after = mail_snapshot(make_client(srv.url, account=acc), org.org_id, [u.user_id])
+    finally:
+        srv.stop()
+    assert after == before
+    assert before[mail["pending"]]["OwnershipVerificationStatus"] == "PENDING"
+    assert before[mail["verified"]]["IsDefault"] is True
+    assert [a for p in before[u.user_id] for a in p] == mail["aliases"]
 
 
 def test_a_user_the_target_refuses_is_skipped_alone(tmp_path):
@@ -558,8 +605,10 @@ def test_a_user_the_target_refuses_is_skipped_alone(tmp_path):
     db = f"sqlite:{db_path}"
     doc = dump(db)
     other = json.loads(json.dumps(doc["Organizations"][0]))
-    other.update(OrganizationId="m-" + uuid.uuid4().hex, Alias="other" + uuid.uuid4().hex[:8],
-                 DirectoryId="d-" + uuid.uuid4().hex[:10], PersonalAccessTokens=[])
+    alias = "other" + uuid.uuid4().hex[:8]
+    other.update(OrganizationId="m-" + uuid.uuid4().hex, Alias=alias, DefaultMailDomain=f"{alias}.awsapps.com",
+                 DirectoryId="d-" + uuid.uuid4().hex[:10], PersonalAccessTokens=[],
+                 MailDomains=[dict(other["MailDomains"][0], DomainName=f"{alias}.awsapps.com")])
     fresh = dict(other["Users"][0], UserId=str(uuid.uuid4()), Name="bea", Email=None, State="DISABLED")
     other["Users"] = [dict(other["Users"][0], Name="clash", Email=None, State="DISABLED"), fresh]
     path = tmp_path / "other.json"
