@@ -446,7 +446,14 @@ impl OrgImport<'_> {
                     let has_password = by_id.is_some_and(|u| u.password_hash.is_some());
                     kept.push((source, has_password));
                 }
-                Action::Conflict(why) => report.skip("User", &source.id, why),
+                Action::Conflict(why) => {
+                    // Left as the target has it; its aliases are still entities of their own.
+                    if let Some(t) = by_id.filter(|t| t.state == UserState::Enabled) {
+                        self.enabled
+                            .insert(t.id.clone(), t.enabled_ms.unwrap_or(t.created_ms));
+                    }
+                    report.skip("User", &source.id, why)
+                }
             }
         }
         for user in self.create_users(create, report).await? {

@@ -124,6 +124,8 @@ def snapshot(client) -> dict:
             s[oid + "/described"] = [
                 strip(client.describe_user(OrganizationId=oid, UserId=u["Id"])) for p in users for u in p
             ]
+            enabled = [u["Id"] for p in users for u in p if u["State"] == "ENABLED"]
+            s[oid + "/mail"] = mail_snapshot(client, oid, enabled)
     return s
 
 
@@ -169,7 +171,7 @@ def add_user(org: PatOrg, name: str, register=True, login=True, password: str | 
     return org.add_user(name, register=register, login=login)
 
 
-def build_source(url) -> dict:
+def build_source(url, db: str) -> dict:
     """Organizations in two accounts and two regions; returns what the tests refer to."""
     a_east = source_client(url, AK_A, SK_A, "us-east-1")
     a_west = source_client(url, AK_A, SK_A, "eu-west-1")
@@ -188,6 +190,10 @@ def build_source(url) -> dict:
         Street="1 Main St", Telephone="+4712345678", ZipCode="0150", HiddenFromGlobalAddressList=True,
         Role="REMOTE_USER",
     )
+    # Mail domains: one PENDING, one verified and made the default; bob's primary address and alice's aliases.
+    mail = add_mail(a_east, org1, db, alice.user_id)
+    a_east.update_primary_email_address(OrganizationId=org1.org_id, EntityId=bob.user_id,
+                                        Email=f"bob@{mail['verified']}")
     carol = add_user(org1, "carol")
     carol.create_pat("old")
     a_east.deregister_from_work_mail(OrganizationId=org1.org_id, EntityId=carol.user_id)  # DISABLED
@@ -210,11 +216,13 @@ def build_source(url) -> dict:
     org4 = make_org(b_east, url, ACC_B)
     org4.put_pat_config(lifetime=7)
     gina = add_user(org4, "gina")
+    b_east.create_alias(OrganizationId=org4.org_id, EntityId=gina.user_id, Alias=f"regina@{org4.domain}")
     for n in ("a", "b", "c"):
         gina.create_pat(n)
     add_user(org4, "hank", password=None)
     org5 = make_org(b_east, url, ACC_B)  # no PAT configuration, no users
-    return {"org1": org1, "gone": gone, "org3": org3, "org4": org4, "org5": org5, "bob": bob}
+    return {"org1": org1, "gone": gone, "org3": org3, "org4": org4, "org5": org5, "bob": bob, "alice": alice,
+            "mail": mail}
 
 
 @pytest.fixture(scope="module")
@@ -222,10 +230,11 @@ def source(tmp_path_factory):
     work = tmp_path_factory.mktemp("import-source")
     creds = work / "credentials"
     creds.write_text(f"{AK_A}:{SK_A}:{ACC_A}\n{AK_B}:{SK_B}:{ACC_B}\n")
-    srv = ServerProcess(work, extra_args=["--auth", "sigv4", "--credentials-file", str(creds)], name="source")
+    srv = ServerProcess(work, extra_args=["--auth", "sigv4", "--credentials-file", str(creds),
+                                          "--domain-verification", "manual"], name="source")
     srv.start()
     try:
-        srv.data = build_source(srv.url)
+        srv.data = build_source(srv.url, srv.db_url)
         yield srv
     finally:
         srv.stop()
@@ -276,6 +285,9 @@ def test_import_into_sqlite_copies_everything_with_ids_and_a_second_run_is_a_no_
         f"user{i}" for i in range(5)
     }
     assert org1["Counts"]["User"] == {"Created": 10, "Unchanged": 0, "Skipped": 0}
+    assert org1["Counts"]["MailDomain"] == {"Created": 3, "Unchanged": 0, "Skipped": 0}
+    # alice's three aliases, and bob's former primary address (UpdatePrimaryEmailAddress keeps it as an alias).
+    assert org1["Counts"]["Alias"] == {"Created": 4, "Unchanged": 0, "Skipped": 0}
     assert reports[0]["Changed"] is True
 
     before = dump(db)
@@ -315,6 +327,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(source, tmp_path):
     plan = json.loads(report.read_text())
     assert plan["DryRun"] is True and plan["Changed"] is True
     assert sum(o["Counts"].get("User", {}).get("Created", 0) for o in plan["Organizations"]) == 10
+    org1 = next(o for o in plan["Organizations"] if o["OrganizationId"] == source.data["org1"].org_id)
+    assert org1["Counts"]["MailDomain"]["Created"] == 3 and org1["Counts"]["Alias"]["Created"] == 4
     assert dump(db) == {"Organizations": []}
 
 
@@ -391,6 +405,60 @@ def test_an_alias_held_in_the_same_partition_is_a_conflict(source, tmp_path):
     assert "skipped" in r.stdout
     ids = {o["OrganizationId"] for o in dump(f"sqlite:{db_path}")["Organizations"]}
     assert source.data["org4"].org_id not in ids and source.data["org5"].org_id in ids
+
+
+def test_mail_domain_and_alias_conflicts_are_reported_and_skipped(source, tmp_path):
+    """A domain another organization of the partition holds in the target is skipped, with the default domain and
+    what lives in it (bob's address, an alias); an alias the target gives to another user is skipped; the rest is
+    imported, and nothing of the target is overwritten."""
+    org1, bob, alice, mail = (source.data[k] for k in ("org1", "bob", "alice", "mail"))
+    db_path = tmp_path / "m.db"
+    target = ServerProcess(tmp_path / "t", db_path=db_path, name="m-target").start()
+    try:
+        t = make_client(target.url, account=ACC_A)
+        squatter = t.create_organization(Alias="squat" + uuid.uuid4().hex[:8])["OrganizationId"]
+        t.register_mail_domain(OrganizationId=squatter, DomainName=mail["verified"])
+    finally:
+        target.stop()
+    report = tmp_path / "m.json"
+    args = ("--organization-id", org1.org_id, "--report", str(report))
+    r = run_import(source.url, f"sqlite:{db_path}", AK_A, SK_A, "us-east-1", *args)
+    assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"
+    o = json.loads(report.read_text())["Organizations"][0]
+    skipped = {(s["Entity"], s["Id"]) for s in o["Skipped"]}
+    in_verified = [a for a in mail["aliases"] if a.endswith(mail["verified"])]
+    assert skipped == {("MailDomain", mail["verified"]), ("DefaultMailDomain", org1.org_id),
+                       ("User", bob.user_id), ("Alias", f"bob@{org1.domain}")} | {
+                           ("Alias", a) for a in in_verified}, o["Skipped"]
+    assert o["Counts"]["MailDomain"] == {"Created": 2, "Unchanged": 0, "Skipped": 1}
+    target = ServerProcess(tmp_path / "t", db_path=db_path, name="m-target").start()
+    try:
+        t = make_client(target.url, account=ACC_A)
+        domains = {d["DomainName"]: d for p in pages(t.list_mail_domains, "MailDomains", OrganizationId=squatter)
+                   for d in p}
+        assert mail["verified"] in domains  # still the squatter's
+        got = {d["DomainName"]: d["DefaultDomain"]
+               for p in pages(t.list_mail_domains, "MailDomains", OrganizationId=org1.org_id) for d in p}
+        assert got == {org1.domain: True, mail["pending"]: False}
+        in_test = [a for a in mail["aliases"] if a.endswith(org1.domain)]
+        assert t.list_aliases(OrganizationId=org1.org_id, EntityId=alice.user_id)["Aliases"] == in_test
+        # An alias of alice's is taken from her and given to another user in the target.
+        t.delete_alias(OrganizationId=org1.org_id, EntityId=alice.user_id, Alias=in_test[0])
+        yan = t.create_user(OrganizationId=org1.org_id, Name="yan", DisplayName="yan", Password="Passw0rd!Aa")
+        t.register_to_work_mail(OrganizationId=org1.org_id, EntityId=yan["UserId"], Email=f"yan@{org1.domain}")
+        t.create_alias(OrganizationId=org1.org_id, EntityId=yan["UserId"], Alias=in_test[0])
+    finally:
+        target.stop()
+    r = run_import(source.url, f"sqlite:{db_path}", AK_A, SK_A, "us-east-1", *args)
+    assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"
+    o = json.loads(report.read_text())["Organizations"][0]
+    alias_skips = [s for s in o["Skipped"] if s["Entity"] == "Alias" and s["Id"] == in_test[0]]
+    assert alias_skips and yan["UserId"] in alias_skips[0]["Reason"], o["Skipped"]
+    assert o["Counts"]["MailDomain"] == {"Created": 0, "Unchanged": 2, "Skipped": 1}
+    assert "Created" not in {k for c in o["Counts"].values() for k, v in c.items() if k == "Created" and v}
+    holders = {a: u["UserId"] for org in dump(f"sqlite:{db_path}")["Organizations"] for u in org["Users"]
+               for a in u["Aliases"]}
+    assert holders[in_test[0]] == yan["UserId"]
 
 
 def test_passwords_from_a_file_follow_reset_password_rules(source, tmp_path):
