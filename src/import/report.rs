@@ -92,8 +92,9 @@ pub struct OrgReport {
     pub account: String,
     pub region: String,
     pub state: String,
-    /// Per kind of entity: `Organization`, `Configuration`, `User`, `Password`, `Token` (tokens only when a dump is
-    /// restored; an import from WorkMail reports them in `TokensToRecreate`).
+    /// Per kind of entity: `Organization`, `MailDomain`, `DefaultMailDomain` (only ever skipped: it comes with the
+    /// organization), `Configuration`, `User`, `Alias`, `Password`, `Token` (tokens only when a dump is restored; an
+    /// import from WorkMail reports them in `TokensToRecreate`).
     pub counts: BTreeMap<&'static str, Counts>,
     pub skipped: Vec<Skip>,
     pub deleted_at_source: Vec<Gone>,
