@@ -78,6 +78,7 @@ conformance!(
     verify_lookup_joins_owner_organization_and_configuration,
     test_defect_10_nul_in_lookup_keys_matches_nothing,
     mail_domains_and_addresses_are_unique_and_released,
+    imported_organizations_keep_their_domains_and_addresses,
 );
 
 fn partition(account: &str) -> Partition {
@@ -1090,4 +1091,127 @@ async fn mail_domains_and_addresses_are_unique_and_released(url: String, s: Arc<
     s.delete_organization(&o.id).await.unwrap();
     let again = MailDomain::new(&other, "mail.example.com", false, true, 70);
     s.insert_mail_domain(again, None).await.unwrap();
+}
+
+async fn imported_organizations_keep_their_domains_and_addresses(url: String, s: Arc<dyn Store>) {
+    use workmail_pat::mail::{EmailAddress, MailDomain, Verification};
+    let p = partition("444444444444");
+    let mut o = org(&p, "imp", 10);
+    o.domains.clear();
+    o.default_mail_domain = "chosen.example.org".into();
+    let test = MailDomain::new(&o, "imp.awsapps.com", true, true, 10);
+    let chosen = MailDomain::new(&o, "chosen.example.org", false, true, 11);
+    let pending = MailDomain::new(&o, "later.example.org", false, false, 11);
+    let rows = vec![test.clone(), chosen.clone(), pending.clone()];
+    s.create_organization_with_domains(o.clone(), rows.clone())
+        .await
+        .unwrap();
+    // Exactly the given rows, with their states and DNS values, in (created, name) order.
+    assert_eq!(
+        s.list_mail_domains(&o.id, None, 10).await.unwrap(),
+        rows,
+        "{url}"
+    );
+    let held = s
+        .mail_domain_in_partition(&p.account, &p.region, "LATER.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (held.org_id.as_str(), held.ownership),
+        (o.id.as_str(), Verification::Pending)
+    );
+    assert!(
+        s.mail_domain_in_partition(&p.account, "eu-west-1", "later.example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another organization of the partition with one of these domains: refused whole.
+    let mut other = org(&p, "imp2", 12);
+    other.domains.clear();
+    let clash = vec![
+        MailDomain::new(&other, "imp2.awsapps.com", true, true, 12),
+        MailDomain::new(&other, "later.example.org", false, true, 12),
+    ];
+    assert!(
+        matches!(
+            s.create_organization_with_domains(other.clone(), clash)
+                .await,
+            Err(StoreError::Conflict(Conflict::MailDomain))
+        ),
+        "{url}"
+    );
+    assert!(s.find_organization(&other.id).await.unwrap().is_none());
+    // Users and their aliases in bulk; the aliases list in the order of their times.
+    let mut ann = user(&o.id, "ann", 20);
+    ann.state = UserState::Enabled;
+    ann.email = Some("ann@chosen.example.org".into());
+    let alias = |addr: &str, at: i64| EmailAddress {
+        org_id: o.id.clone(),
+        entity_id: ann.id.clone(),
+        address: addr.into(),
+        is_primary: false,
+        created_ms: at,
+    };
+    let batch = store::ImportBatch {
+        users: vec![ann.clone()],
+        addresses: vec![
+            alias("z@imp.awsapps.com", 30),
+            alias("a@later.example.org", 31),
+        ],
+        ..store::ImportBatch::default()
+    };
+    s.import(batch).await.unwrap();
+    let aliases: Vec<_> = s
+        .list_aliases(&ann.id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(
+        aliases,
+        ["z@imp.awsapps.com", "a@later.example.org"],
+        "{url}"
+    );
+    assert!(
+        s.find_address(&o.id, "ANN@chosen.example.org")
+            .await
+            .unwrap()
+            .is_some_and(|a| a.is_primary && a.entity_id == ann.id)
+    );
+    // An alias in a domain the organization has not registered is refused.
+    let batch = store::ImportBatch {
+        addresses: vec![alias("b@nowhere.example.org", 32)],
+        ..store::ImportBatch::default()
+    };
+    assert!(
+        matches!(
+            s.import(batch).await,
+            Err(StoreError::Conflict(Conflict::Reference))
+        ),
+        "{url}"
+    );
+    // A Deleted organization holds no domains, and its users no addresses.
+    let mut gone = org(&p, "gone", 13);
+    gone.state = org_state::DELETED.into();
+    s.create_organization_with_domains(gone.clone(), Vec::new())
+        .await
+        .unwrap();
+    let mut gus = user(&gone.id, "gus", 21);
+    gus.state = UserState::Enabled;
+    gus.email = Some("gus@gone.awsapps.com".into());
+    let batch = store::ImportBatch {
+        users: vec![gus],
+        ..store::ImportBatch::default()
+    };
+    s.import(batch).await.unwrap();
+    assert!(
+        s.find_address(&gone.id, "gus@gone.awsapps.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
 }
