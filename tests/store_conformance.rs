@@ -1181,6 +1181,28 @@ async fn imported_organizations_keep_their_domains_and_addresses(url: String, s:
             .unwrap()
             .is_some_and(|a| a.is_primary && a.entity_id == ann.id)
     );
+    // An import's lookups: by id, lower-cased name or lower-cased email, in this organization only.
+    let ids_of = |found: Vec<User>| {
+        let mut ids: Vec<String> = found.into_iter().map(|u| u.id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let keys = ["ann".to_string(), "ann@chosen.example.org".to_string()];
+    for (ids, keys) in [
+        (vec![ann.id.clone()], vec![]),
+        (vec![], vec![keys[0].clone()]),
+        (vec![], vec![keys[1].clone(), "nobody\0".to_string()]),
+    ] {
+        let found = s.users_by_keys(&o.id, &ids, &keys).await.unwrap();
+        assert_eq!(ids_of(found), [ann.id.clone()], "{url}");
+    }
+    assert!(
+        s.users_by_keys(&other.id, &[ann.id.clone()], &keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // An alias in a domain the organization has not registered is refused.
     let batch = store::ImportBatch {
         addresses: vec![alias("b@nowhere.example.org", 32)],

@@ -261,6 +261,50 @@ impl<E: Executor> Store for E {
         self.row(E::FIND_USER, args, user).await
     }
 
+    async fn users_by_keys(
+        &self,
+        org_id: &str,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        // The lists travel as JSON arrays, unpacked by each dialect; one indexed branch per column.
+        let find = stmt!(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 AND id IN (SELECT value FROM json_each(?2)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND name_key IN (SELECT value FROM json_each(?3)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND email_key IN (SELECT value FROM json_each(?3))"
+            ),
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND id IN (SELECT jsonb_array_elements_text(?2::text::jsonb)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND name_key IN (SELECT jsonb_array_elements_text(?3::text::jsonb)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND email_key IN (SELECT jsonb_array_elements_text(?3::text::jsonb))"
+            )
+        );
+        // No stored value holds U+0000 (and PostgreSQL's jsonb refuses it): such a key matches nothing.
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter().filter(|k| !k.contains('\0')).cloned().collect()
+        };
+        let args = args![org_id, json(&clean(ids))?, json(&clean(keys))?];
+        self.rows(find, args, user).await
+    }
+
     async fn list_users(
         &self,
         org_id: &str,

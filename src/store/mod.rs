@@ -191,6 +191,15 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
     /// Resolves a user id, username or email (names and emails ignore case). A live user wins over a DELETED one
     /// of the same name.
     async fn find_user(&self, org_id: &str, ident: &str) -> Result<Option<User>, StoreError>;
+    /// Every user of the organization (DELETED ones too) whose id is one of `ids` or whose lower-cased name or
+    /// email is one of `keys`, in no particular order, possibly more than once: an import's lookups for a page of
+    /// users in one round trip.
+    async fn users_by_keys(
+        &self,
+        org_id: &str,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<User>, StoreError>;
     async fn list_users(
         &self,
         org_id: &str,
