@@ -7,7 +7,7 @@
 //! # Layout
 //! Layers, each importing only from the layers below it (docs/ARCHITECTURE.md draws them):
 //! 1. The binary (`src/main.rs`) calls [`cli::main`]; [`cli`] parses the command line (`serve`, `token`, `seed`,
-//!    `dump`, `migrate`, `report`, `health`, `domain`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
+//!    `dump`, `migrate`, `report`, `health`, `domain`, `import`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
 //! 2. [`server`]: the connection loop (limits, [`connections`] caps and idle shedding, graceful shutdown) and the
 //!    router that mounts the routers below with the request-context middleware (request id, client address,
 //!    access log).
@@ -17,8 +17,9 @@
 //! 4. What the routers run: [`ops`] (one file per WorkMail operation, each `handle(ctx, Input) -> Result<Output,
 //!    ServiceError>`; `ops::dispatch` decodes and encodes), [`tokens`] (self-service: sign-in, re-authentication,
 //!    one's own tokens, verification, with every attempt limit), [`login`] (which organization and user a login
-//!    name means, by an address's verified domain when no organization is given) and [`seed`] (seed files and
-//!    dumps, through the typed operations).
+//!    name means, by an address's verified domain when no organization is given) [`seed`] (seed files and dumps,
+//!    through the typed operations) and [`import`] (organizations copied with their ids from a WorkMail endpoint
+//!    or a dump: a plan, then writes through the store).
 //! 5. What those use: [`model`] (the constraints every entry point shares, with a protocol-neutral
 //!    `ConstraintError`, and the token summaries several layers send), [`context`] (the state every router shares,
 //!    the bounded body reader), [`auth`] (access keys, SigV4), [`client`] (who the client is, which `Host` names
@@ -46,6 +47,7 @@ pub mod error;
 pub mod guard;
 pub mod hashing;
 pub mod ids;
+pub mod import;
 pub mod login;
 pub mod mail;
 pub mod model;

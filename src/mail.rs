@@ -102,6 +102,32 @@ impl MailDomain {
         rows
     }
 
+    /// Takes the ownership token and DKIM selectors from the records GetMailDomain shows (an import keeps the
+    /// values the domain's owner has published); values the records do not carry stay as they are.
+    pub fn keep_records<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) {
+        let d = self.domain.trim_end_matches('.');
+        let ownership = format!("_amazonses.{d}");
+        let dkim_suffix = format!("._domainkey.{d}");
+        let mut dkim = Vec::new();
+        for (kind, hostname, value) in records {
+            let host = hostname.trim_end_matches('.').to_ascii_lowercase();
+            if kind == "TXT" && host == ownership && !value.is_empty() {
+                self.ownership_token = value.trim_matches('"').to_string();
+            } else if kind == "CNAME"
+                && let Some(selector) = host.strip_suffix(&dkim_suffix)
+                && !selector.is_empty()
+            {
+                dkim.push(selector.to_string());
+            }
+        }
+        if !dkim.is_empty() {
+            self.dkim_tokens = dkim;
+        }
+    }
+
     pub fn is_verified(&self) -> bool {
         self.ownership == Verification::Verified
     }
@@ -263,6 +289,13 @@ mod tests {
         assert_eq!(records[0].hostname, "_amazonses.example.com.");
         assert_eq!(records[0].value.len(), 32);
         assert!(records[4].value.contains("eu-west-1"));
+        let mut copy = MailDomain::new(&org, "example.com", false, false, 1);
+        copy.keep_records(
+            records
+                .iter()
+                .map(|r| (r.kind, r.hostname.as_str(), r.value.as_str())),
+        );
+        assert_eq!(copy, d);
         assert!(
             MailDomain::of_new_organization(&org)[0]
                 .records()

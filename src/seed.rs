@@ -554,8 +554,9 @@ pub async fn generate(
     Ok(samples)
 }
 
-/// The whole state as JSON: organizations with their configuration, users and token metadata. Never a secret, a
-/// password hash or a token digest.
+/// The whole state as JSON: organizations with their configuration, users and token metadata, every field with its
+/// id, so that `seed` restores the same state from it ([`crate::import::dump`]). Never a secret, a password hash
+/// or a token digest.
 pub async fn dump(app: &AppState) -> Result<serde_json::Value, String> {
     let err = |e: crate::store::StoreError| e.to_string();
     let mut out = Vec::new();
@@ -611,15 +612,34 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
         });
         for u in page {
             let aliases = dump_aliases(app, &u).await?;
+            let p = &u.profile;
             users.push(serde_json::json!({
                 "UserId": u.id,
                 "Name": u.name,
                 "Email": u.email,
                 "Aliases": aliases,
-                "DisplayName": u.profile.display_name,
+                "DisplayName": p.display_name,
                 "State": u.state.as_str(),
                 "UserRole": u.role,
                 "Created": EpochSeconds(u.created_ms),
+                "FirstName": p.first_name,
+                "LastName": p.last_name,
+                "Initials": p.initials,
+                "Telephone": p.telephone,
+                "Street": p.street,
+                "JobTitle": p.job_title,
+                "City": p.city,
+                "Company": p.company,
+                "ZipCode": p.zip_code,
+                "Department": p.department,
+                "Country": p.country,
+                "Office": p.office,
+                "HiddenFromGlobalAddressList": p.hidden_from_global_address_list,
+                "IdentityProviderUserId": u.identity_provider_user_id,
+                "EnabledDate": u.enabled_ms.map(EpochSeconds),
+                "DisabledDate": u.disabled_ms.map(EpochSeconds),
+                "MailboxProvisionedDate": u.mailbox_provisioned_ms.map(EpochSeconds),
+                "MailboxDeprovisionedDate": u.mailbox_deprovisioned_ms.map(EpochSeconds),
             }));
         }
     }
@@ -653,13 +673,19 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
         "Domains": org.domains,
         "MailDomains": dump_mail_domains(app, org).await?,
         "Created": EpochSeconds(org.created_ms),
+        "CompletedDate": org.completed_ms.map(EpochSeconds),
+        "DirectoryId": org.directory_id,
+        "DirectoryType": org.directory_type,
+        "KmsKeyArn": org.kms_key_arn,
+        "InteroperabilityEnabled": org.interoperability_enabled,
         "IdentityProviderConfiguration": config,
         "Users": users,
         "PersonalAccessTokens": tokens,
     }))
 }
 
-/// The organization's registered mail domains (issue 15).
+/// The organization's registered mail domains (issue 15), with the DNS records GetMailDomain shows (so that a
+/// restore keeps the values already published) and when each was registered (list order).
 async fn dump_mail_domains(
     app: &AppState,
     org: &Organization,
@@ -678,12 +704,19 @@ async fn dump_mail_domains(
             id: last.domain.clone(),
         });
         for d in page {
+            let records: Vec<_> = d
+                .records()
+                .into_iter()
+                .map(|r| serde_json::json!({"Type": r.kind, "Hostname": r.hostname, "Value": r.value}))
+                .collect();
             out.push(serde_json::json!({
                 "DomainName": d.domain,
                 "IsTestDomain": d.is_test_domain,
                 "DefaultDomain": org.default_mail_domain.eq_ignore_ascii_case(&d.domain),
                 "OwnershipVerificationStatus": d.ownership.as_str(),
                 "DkimVerificationStatus": d.dkim.as_str(),
+                "Records": records,
+                "Created": EpochSeconds(d.created_ms),
             }));
         }
     }

@@ -10,7 +10,7 @@ const LAYERS: &[(u8, &[&str])] = &[
     (1, &["main", "cli"]),
     (2, &["server", "connections"]),
     (3, &["protocol", "web", "admin", "guard"]),
-    (4, &["ops", "tokens", "login", "seed"]),
+    (4, &["ops", "tokens", "login", "seed", "import"]),
     (
         5,
         &[

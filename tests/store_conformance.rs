@@ -79,6 +79,7 @@ conformance!(
     test_defect_10_nul_in_lookup_keys_matches_nothing,
     mail_domains_and_addresses_are_unique_and_released,
     stored_summaries_are_the_wire_form_of_their_tokens,
+    imported_organizations_keep_their_domains_and_addresses,
 );
 
 fn partition(account: &str) -> Partition {
@@ -1275,4 +1276,149 @@ async fn sqlite_fills_the_summaries_of_tokens_written_before_they_were_stored() 
         Some(t.summary_json())
     );
     s.close().await.unwrap();
+}
+
+async fn imported_organizations_keep_their_domains_and_addresses(url: String, s: Arc<dyn Store>) {
+    use workmail_pat::mail::{EmailAddress, MailDomain, Verification};
+    let p = partition("444444444444");
+    let mut o = org(&p, "imp", 10);
+    o.domains.clear();
+    o.default_mail_domain = "chosen.example.org".into();
+    let test = MailDomain::new(&o, "imp.awsapps.com", true, true, 10);
+    let chosen = MailDomain::new(&o, "chosen.example.org", false, true, 11);
+    let pending = MailDomain::new(&o, "later.example.org", false, false, 11);
+    let rows = vec![test.clone(), chosen.clone(), pending.clone()];
+    s.create_organization_with_domains(o.clone(), rows.clone())
+        .await
+        .unwrap();
+    // Exactly the given rows, with their states and DNS values, in (created, name) order.
+    assert_eq!(
+        s.list_mail_domains(&o.id, None, 10).await.unwrap(),
+        rows,
+        "{url}"
+    );
+    let held = s
+        .mail_domain_in_partition(&p.account, &p.region, "LATER.example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (held.org_id.as_str(), held.ownership),
+        (o.id.as_str(), Verification::Pending)
+    );
+    assert!(
+        s.mail_domain_in_partition(&p.account, "eu-west-1", "later.example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another organization of the partition with one of these domains: refused whole.
+    let mut other = org(&p, "imp2", 12);
+    other.domains.clear();
+    let clash = vec![
+        MailDomain::new(&other, "imp2.awsapps.com", true, true, 12),
+        MailDomain::new(&other, "later.example.org", false, true, 12),
+    ];
+    assert!(
+        matches!(
+            s.create_organization_with_domains(other.clone(), clash)
+                .await,
+            Err(StoreError::Conflict(Conflict::MailDomain))
+        ),
+        "{url}"
+    );
+    assert!(s.find_organization(&other.id).await.unwrap().is_none());
+    // Users and their aliases in bulk; the aliases list in the order of their times.
+    let mut ann = user(&o.id, "ann", 20);
+    ann.state = UserState::Enabled;
+    ann.email = Some("ann@chosen.example.org".into());
+    let alias = |addr: &str, at: i64| EmailAddress {
+        org_id: o.id.clone(),
+        entity_id: ann.id.clone(),
+        address: addr.into(),
+        is_primary: false,
+        created_ms: at,
+    };
+    let batch = store::ImportBatch {
+        users: vec![ann.clone()],
+        addresses: vec![
+            alias("z@imp.awsapps.com", 30),
+            alias("a@later.example.org", 31),
+        ],
+        ..store::ImportBatch::default()
+    };
+    s.import(batch).await.unwrap();
+    let aliases: Vec<_> = s
+        .list_aliases(&ann.id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(
+        aliases,
+        ["z@imp.awsapps.com", "a@later.example.org"],
+        "{url}"
+    );
+    assert!(
+        s.find_address(&o.id, "ANN@chosen.example.org")
+            .await
+            .unwrap()
+            .is_some_and(|a| a.is_primary && a.entity_id == ann.id)
+    );
+    // An import's lookups: by id, lower-cased name or lower-cased email, in this organization only.
+    let ids_of = |found: Vec<User>| {
+        let mut ids: Vec<String> = found.into_iter().map(|u| u.id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let keys = ["ann".to_string(), "ann@chosen.example.org".to_string()];
+    for (ids, keys) in [
+        (vec![ann.id.clone()], vec![]),
+        (vec![], vec![keys[0].clone()]),
+        (vec![], vec![keys[1].clone(), "nobody\0".to_string()]),
+    ] {
+        let found = s.users_by_keys(&o.id, &ids, &keys).await.unwrap();
+        assert_eq!(ids_of(found), [ann.id.clone()], "{url}");
+    }
+    assert!(
+        s.users_by_keys(&other.id, &[ann.id.clone()], &keys)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // An alias in a domain the organization has not registered is refused.
+    let batch = store::ImportBatch {
+        addresses: vec![alias("b@nowhere.example.org", 32)],
+        ..store::ImportBatch::default()
+    };
+    assert!(
+        matches!(
+            s.import(batch).await,
+            Err(StoreError::Conflict(Conflict::Reference))
+        ),
+        "{url}"
+    );
+    // A Deleted organization holds no domains, and its users no addresses.
+    let mut gone = org(&p, "gone", 13);
+    gone.state = org_state::DELETED.into();
+    s.create_organization_with_domains(gone.clone(), Vec::new())
+        .await
+        .unwrap();
+    let mut gus = user(&gone.id, "gus", 21);
+    gus.state = UserState::Enabled;
+    gus.email = Some("gus@gone.awsapps.com".into());
+    let batch = store::ImportBatch {
+        users: vec![gus],
+        ..store::ImportBatch::default()
+    };
+    s.import(batch).await.unwrap();
+    assert!(
+        s.find_address(&gone.id, "gus@gone.awsapps.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "{url}"
+    );
 }

@@ -17,6 +17,7 @@ use crate::state::{AppState, Settings};
 
 mod domain;
 mod health;
+mod import;
 mod kit;
 mod migrate;
 mod report;
@@ -53,6 +54,9 @@ pub enum Command {
     Completions(kit::CompletionsArgs),
     /// Print the manual page (roff), e.g. `workmail-pat man > workmail-pat.1`.
     Man,
+    /// Copy organizations, keeping their ids, from Amazon WorkMail (or any endpoint speaking its API) into the
+    /// database. Exit status 0: everything imported; 2: some entities skipped (see the report); 1: failure.
+    Import(Box<import::ImportArgs>),
     /// Ask a running server's health endpoint; exit 0 only when it answers 200 (the container HEALTHCHECK).
     Health(health::HealthArgs),
     /// Manage mail domains directly in a database.
@@ -511,6 +515,7 @@ pub fn main() -> i32 {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Import(args) => return import::run(*args).await,
             Command::Serve(args) => serve(*args).await,
             Command::Token(TokenCommand::Create(args)) => token::create(*args).await,
             Command::Token(TokenCommand::Secret) => token::secret(),
@@ -523,9 +528,10 @@ pub fn main() -> i32 {
             Command::Health(args) => health::run(args).await,
             Command::Domain(domain::DomainCommand::Verify(args)) => domain::verify(args).await,
         }
+        .map(|()| 0)
     });
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             1

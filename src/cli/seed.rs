@@ -20,6 +20,12 @@ pub struct SeedArgs {
     /// Build a synthetic store of N tokens (10 organizations, one user per 10 tokens) through the bulk path.
     #[arg(long, value_name = "N")]
     pub generate: Option<u64>,
+    /// With --generate: how many users (default: one per 10 tokens).
+    #[arg(long, requires = "generate")]
+    pub users: Option<u64>,
+    /// With --generate: how many organizations (default: 10).
+    #[arg(long, requires = "generate")]
+    pub organizations: Option<u64>,
     /// Account of generated data.
     #[arg(long, default_value = crate::auth::DEFAULT_ACCOUNT)]
     pub account: String,
@@ -65,13 +71,19 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
         if args.account.len() != 12 || !args.account.bytes().all(|b| b.is_ascii_digit()) {
             return Err("--account must be 12 digits".into());
         }
-        let spec = GenerateSpec::new(
+        let mut spec = GenerateSpec::new(
             n,
             Partition {
                 account: args.account.clone(),
                 region: args.region.clone(),
             },
         );
+        if let Some(users) = args.users {
+            spec.users = users.max(1);
+        }
+        if let Some(orgs) = args.organizations {
+            spec.organizations = orgs.clamp(1, spec.users);
+        }
         let bar = if args.quiet {
             indicatif::ProgressBar::hidden()
         } else {
@@ -116,6 +128,9 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
     } else if let Some(path) = &args.file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if let Some(dump) = crate::import::dump::parse(&text)? {
+            return restore(&app, &dump).await;
+        }
         let file = crate::seed::parse(&text)?;
         let report = crate::seed::apply(&app, &file).await?;
         println!(
@@ -124,6 +139,37 @@ pub async fn run(args: SeedArgs) -> Result<(), String> {
         );
     }
     app.store.close().await.map_err(|e| e.to_string())
+}
+
+/// Restores a `dump` file with its ids (through the import's plan and writes); prints the import report with the
+/// fresh secrets of the restored tokens.
+async fn restore(app: &AppState, dump: &crate::import::dump::Dump) -> Result<(), String> {
+    let passwords = crate::import::engine::Passwords::default();
+    let target = crate::import::engine::Target {
+        app,
+        dry_run: false,
+        passwords: &passwords,
+    };
+    let result = crate::import::dump::restore(dump, &target).await;
+    let closed = app.store.close().await.map_err(|e| e.to_string());
+    let (report, secrets) = result?;
+    closed?;
+    if report.skipped() > 0 {
+        eprint!("{}", report.summary());
+        return Err(format!(
+            "{} entities of the dump were not restored (see above)",
+            report.skipped()
+        ));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "Restored": report,
+            "NewTokenSecrets": secrets,
+        }))
+        .map_err(|e| e.to_string())?
+    );
+    Ok(())
 }
 
 /// Writes a file readable only by its owner (it holds secrets).

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::mail::{insert_address, insert_domain, release_addresses, release_organization};
+use super::mail::{
+    insert_address, insert_domain, insert_primary_address, release_addresses, release_organization,
+};
 use super::sql::*;
 use super::{
     AttemptRequest, ClientTokenRecord, Idempotency, Idempotent, ImportBatch, SharedAttempt, Store,
@@ -156,11 +158,16 @@ fn org_steps(o: &Organization) -> Result<Vec<Step>, StoreError> {
     Ok(steps)
 }
 
-/// The rows of a new user: the user, then her primary address if she has one (bulk seeding).
+/// The rows of a new user: the user, then her primary address if she has one and her organization is live (bulk
+/// seeding, imports).
 fn user_steps(u: &User) -> Vec<Step> {
     let mut steps = vec![insert_user(u)];
     if let Some(email) = u.email.as_ref().filter(|_| u.state != UserState::Deleted) {
-        steps.push(insert_address(&primary_address(u, email, u.created_ms)));
+        steps.push(insert_primary_address(&primary_address(
+            u,
+            email,
+            u.created_ms,
+        )));
     }
     steps
 }
@@ -300,6 +307,50 @@ impl<E: Executor> Store for E {
             Ok((r.text(0)?, state))
         };
         self.row(FIND_USER_KEY, args, key).await
+    }
+
+    async fn users_by_keys(
+        &self,
+        org_id: &str,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        // The lists travel as JSON arrays, unpacked by each dialect; one indexed branch per column.
+        let find = stmt!(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 AND id IN (SELECT value FROM json_each(?2)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND name_key IN (SELECT value FROM json_each(?3)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND email_key IN (SELECT value FROM json_each(?3))"
+            ),
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND id IN (SELECT jsonb_array_elements_text(?2::text::jsonb)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND name_key IN (SELECT jsonb_array_elements_text(?3::text::jsonb)) \
+                 UNION ALL SELECT ",
+                user_columns!(),
+                " FROM users WHERE org_id = ?1 \
+                 AND email_key IN (SELECT jsonb_array_elements_text(?3::text::jsonb))"
+            )
+        );
+        // No stored value holds U+0000 (and PostgreSQL's jsonb refuses it): such a key matches nothing.
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter().filter(|k| !k.contains('\0')).cloned().collect()
+        };
+        let args = args![org_id, json(&clean(ids))?, json(&clean(keys))?];
+        self.rows(find, args, user).await
     }
 
     async fn list_users(
@@ -698,6 +749,7 @@ impl<E: Executor> Store for E {
         for (token, digest) in &batch.tokens {
             steps.push(insert_pat(token, *digest)?);
         }
+        steps.extend(batch.addresses.iter().map(insert_address));
         if steps.is_empty() {
             return Ok(());
         }

@@ -94,6 +94,26 @@ pub fn insert_address(a: &EmailAddress) -> Step {
     (insert, args)
 }
 
+/// Inserts a written user's primary address unless its organization is Deleted (a Deleted organization holds no
+/// domains and no addresses: DeleteOrganization released them).
+pub fn insert_primary_address(a: &EmailAddress) -> Step {
+    let insert = stmt!(
+        "INSERT INTO email_addresses (org_id, address_key, address, domain_key, entity_id, is_primary, created_ms) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS \
+         (SELECT 1 FROM organizations WHERE id = ?1 AND state <> 'Deleted')"
+    );
+    let args = args![
+        &a.org_id,
+        a.key(),
+        &a.address,
+        a.domain_key(),
+        &a.entity_id,
+        a.is_primary,
+        a.created_ms,
+    ];
+    (insert, args)
+}
+
 /// Releases every address of a user (deregistration, deletion).
 pub fn release_addresses(user_id: &str) -> Step {
     let release = stmt!("DELETE FROM email_addresses WHERE entity_id = ?1");
@@ -145,6 +165,21 @@ pub enum Deregistered {
 
 #[async_trait]
 pub trait MailStore: Send + Sync {
+    /// Inserts an organization with exactly these domain rows (an import keeps the source's domains, their
+    /// verification state and DNS values), in one transaction. `Conflict::MailDomain` when the partition already
+    /// has one of them (then nothing is written).
+    async fn create_organization_with_domains(
+        &self,
+        org: crate::domain::Organization,
+        domains: Vec<MailDomain>,
+    ) -> Result<(), StoreError>;
+    /// The domain row of a partition, whichever organization holds it.
+    async fn mail_domain_in_partition(
+        &self,
+        account: &str,
+        region: &str,
+        domain: &str,
+    ) -> Result<Option<MailDomain>, StoreError>;
     /// Registers a domain and, with a ClientToken, remembers the token in the same transaction.
     /// `Conflict::MailDomain` when the partition already has it (then nothing is written).
     async fn insert_mail_domain(
@@ -224,6 +259,32 @@ pub trait MailStore: Send + Sync {
 
 #[async_trait]
 impl<E: Executor> MailStore for E {
+    async fn create_organization_with_domains(
+        &self,
+        org: crate::domain::Organization,
+        domains: Vec<MailDomain>,
+    ) -> Result<(), StoreError> {
+        let mut steps = vec![insert_org(&org)?];
+        for d in &domains {
+            steps.push(insert_domain(d)?);
+        }
+        self.create_org(steps, org, None).await.map(drop)
+    }
+
+    async fn mail_domain_in_partition(
+        &self,
+        account: &str,
+        region: &str,
+        domain: &str,
+    ) -> Result<Option<MailDomain>, StoreError> {
+        let get = select!(
+            domain_columns,
+            "FROM mail_domains WHERE account = ?1 AND region = ?2 AND domain_key = ?3"
+        );
+        let args = args![account, region, domain.to_ascii_lowercase()];
+        self.row(get, args, mail_domain).await
+    }
+
     async fn insert_mail_domain(
         &self,
         d: MailDomain,

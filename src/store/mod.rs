@@ -83,6 +83,8 @@ pub struct ImportBatch {
     pub configurations: Vec<(String, IdentityProviderConfiguration)>,
     /// Tokens with the keyed digests of their secrets.
     pub tokens: Vec<(PersonalAccessToken, [u8; 32])>,
+    /// Addresses (aliases) of users written earlier or in this batch; their domains must be registered.
+    pub addresses: Vec<crate::mail::EmailAddress>,
 }
 
 /// A `ClientToken` presented with a request (spec D3).
@@ -214,6 +216,15 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         org_id: &str,
         ident: &str,
     ) -> Result<Option<(String, crate::domain::UserState)>, StoreError>;
+    /// Every user of the organization (DELETED ones too) whose id is one of `ids` or whose lower-cased name or
+    /// email is one of `keys`, in no particular order, possibly more than once: an import's lookups for a page of
+    /// users in one round trip.
+    async fn users_by_keys(
+        &self,
+        org_id: &str,
+        ids: &[String],
+        keys: &[String],
+    ) -> Result<Vec<User>, StoreError>;
     async fn list_users(
         &self,
         org_id: &str,
@@ -416,6 +427,16 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         }
         for (token, digest) in batch.tokens {
             self.insert_personal_access_token(token, digest).await?;
+        }
+        for address in batch.addresses {
+            if !self
+                .create_alias(address, crate::mail::MAX_ALIASES_PER_USER)
+                .await?
+            {
+                return Err(StoreError::Backend(
+                    "an alias of a user who cannot hold one more".into(),
+                ));
+            }
         }
         Ok(())
     }

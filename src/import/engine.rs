@@ -1,0 +1,818 @@
+//! The apply half of an import: for one organization at a time, looks up what the target holds, asks the plan
+//! ([`super::plan`]) what to do with each entity and, unless it is a dry run, writes it through the store with the
+//! source's ids. Each entity is written on its own, so an interrupted import leaves only whole entities behind and
+//! a rerun creates what is still missing (the rest is unchanged).
+//!
+//! Mail domains come with the organization ([`Target::organization`]): a new organization is written with the
+//! source's domains (their verification state and DNS values) in one transaction, before any user, since a user's
+//! address must be in a registered domain of the organization; aliases follow each page of users
+//! ([`OrgImport::aliases`]).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::clock::Millis;
+use crate::domain::{
+    Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, User,
+    UserFilter, UserState, org_state,
+};
+use crate::mail::{EmailAddress, MAX_ALIASES_PER_USER, MailDomain};
+use crate::ops::{self, Ctx};
+use crate::state::AppState;
+use crate::store::{Conflict, ImportBatch, StoreError};
+
+use super::plan::{self, Action};
+use super::report::{Gone, OrgReport, Report, TokenMetadata, UserRef, UserTokens};
+
+fn err(e: StoreError) -> String {
+    e.to_string()
+}
+
+/// Passwords to set (`--passwords-from`), keyed by lower-cased user id or email.
+#[derive(Debug, Default)]
+pub struct Passwords(HashMap<String, String>);
+
+impl Passwords {
+    /// Reads `user id or email,password` lines; blank lines and lines starting with `#` are skipped. The password
+    /// is everything after the first comma.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((who, password)) = line.split_once(',') else {
+                return Err(format!(
+                    "line {}: expected `user id or email,password`",
+                    n + 1
+                ));
+            };
+            map.insert(who.trim().to_ascii_lowercase(), password.to_string());
+        }
+        Ok(Self(map))
+    }
+
+    fn for_user(&self, user: &User) -> Option<&String> {
+        self.0.get(&user.id.to_ascii_lowercase()).or_else(|| {
+            user.email
+                .as_ref()
+                .and_then(|e| self.0.get(&e.to_ascii_lowercase()))
+        })
+    }
+}
+
+/// Where an import writes, and how.
+pub struct Target<'a> {
+    pub app: &'a AppState,
+    pub dry_run: bool,
+    pub passwords: &'a Passwords,
+}
+
+impl Target<'_> {
+    /// Every organization of a partition, in list order.
+    pub async fn organizations(&self, partition: &Partition) -> Result<Vec<Organization>, String> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .app
+                .store
+                .list_organizations(partition, after, 1000)
+                .await
+                .map_err(err)?;
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
+            after = Some(Cursor {
+                created_ms: last.created_ms,
+                id: last.id.clone(),
+            });
+            out.extend(page);
+        }
+    }
+
+    /// Starts importing one organization of the source: plans it, creates it when absent, with its mail domains
+    /// (`domains`, in the source's list order; `None` when the source does not show them: then the default domain
+    /// as test domain and the domains given at creation, as CreateOrganization registers them). `None` when it is
+    /// skipped (a conflict), and then so is everything in it.
+    pub async fn organization(
+        &self,
+        mut source: Organization,
+        domains: Option<Vec<MailDomain>>,
+        report: &mut OrgReport,
+    ) -> Result<Option<OrgImport<'_>>, String> {
+        report.organization_id = source.id.clone();
+        report.alias = source.alias.clone();
+        report.account = source.account.clone();
+        report.region = source.region.clone();
+        report.state = source.state.clone();
+        let partition = Partition {
+            account: source.account.clone(),
+            region: source.region.clone(),
+        };
+        let domains = domains.unwrap_or_else(|| {
+            if source.state == org_state::DELETED {
+                return Vec::new();
+            }
+            let mut rows = MailDomain::of_new_organization(&source);
+            for d in &mut rows {
+                // Not the source's: fresh values are drawn when written, never compared.
+                d.ownership_token.clear();
+                d.dkim_tokens.clear();
+            }
+            rows
+        });
+        let source_default = source.default_mail_domain.clone();
+        let by_id = self
+            .app
+            .store
+            .find_organization(&source.id)
+            .await
+            .map_err(err)?;
+        let existing = self.organizations(&partition).await?;
+        let alias_holder = existing.iter().find(|o| {
+            o.state != org_state::DELETED
+                && o.id != source.id
+                && (o.alias.eq_ignore_ascii_case(&source.alias)
+                    || o.directory_id == source.directory_id)
+        });
+        let action = plan::organization(&source, by_id.as_ref(), alias_holder);
+        let target_default;
+        match &action {
+            Action::Create => {
+                source.created_ms = plan::creation_time(
+                    source.created_ms,
+                    &source.id,
+                    existing.iter().map(|o| (o.created_ms, o.id.as_str())).max(),
+                );
+                let kept = self.new_domains(&source, domains, report).await?;
+                if !kept
+                    .iter()
+                    .any(|d| d.domain == source_default.to_ascii_lowercase())
+                    && let Some(test) = kept.iter().find(|d| d.is_test_domain)
+                {
+                    // Its default domain is another organization's in the target: the test domain stands in.
+                    source.default_mail_domain = test.domain.clone();
+                }
+                target_default = source.default_mail_domain.clone();
+                let count = kept.len() as u64;
+                if !self.dry_run {
+                    match self
+                        .app
+                        .store
+                        .create_organization_with_domains(source.clone(), kept)
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(StoreError::Conflict(c)) => {
+                            report.skip(
+                                "Organization",
+                                &source.id,
+                                format!("the target refused it: {}", conflict_text(c)),
+                            );
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                report.count("Organization").created += 1;
+                if count > 0 {
+                    report.count("MailDomain").created += count;
+                }
+            }
+            Action::Unchanged => {
+                report.count("Organization").unchanged += 1;
+                target_default = by_id.map(|o| o.default_mail_domain).unwrap_or_default();
+                self.more_domains(&source, domains, report).await?;
+            }
+            Action::Conflict(why) => {
+                report.skip(
+                    "Organization",
+                    &source.id,
+                    format!("{why}; nothing in it was imported"),
+                );
+                return Ok(None);
+            }
+        }
+        if let Action::Conflict(why) = plan::default_domain(&source_default, &target_default) {
+            report.skip("DefaultMailDomain", &source.id, why);
+        }
+        Ok(Some(OrgImport {
+            target: self,
+            partition,
+            org: source,
+            last_user: None,
+            seen: HashSet::new(),
+            names: HashMap::new(),
+            enabled: HashMap::new(),
+        }))
+    }
+
+    /// The domains of a new organization that no other organization of the partition holds, in the source's
+    /// order, with creation times that keep it and DNS values (the source's, or fresh).
+    async fn new_domains(
+        &self,
+        org: &Organization,
+        domains: Vec<MailDomain>,
+        report: &mut OrgReport,
+    ) -> Result<Vec<MailDomain>, String> {
+        let mut kept: Vec<MailDomain> = Vec::new();
+        for d in domains {
+            let holder = self
+                .app
+                .store
+                .mail_domain_in_partition(&org.account, &org.region, &d.domain)
+                .await
+                .map_err(err)?;
+            match plan::mail_domain(&d, None, holder.as_ref()) {
+                Action::Create => {
+                    let last = kept.last().map(|k| (k.created_ms, k.domain.as_str()));
+                    kept.push(prepared(org, d, last));
+                }
+                Action::Unchanged => {}
+                Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// The domains of an organization already in the target: those it lacks are registered one by one.
+    async fn more_domains(
+        &self,
+        org: &Organization,
+        domains: Vec<MailDomain>,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        let mut last: Option<(Millis, String)> = None;
+        for d in domains {
+            let target = self
+                .app
+                .store
+                .get_mail_domain(&org.id, &d.domain)
+                .await
+                .map_err(err)?;
+            let holder = match &target {
+                Some(_) => None,
+                None => self
+                    .app
+                    .store
+                    .mail_domain_in_partition(&org.account, &org.region, &d.domain)
+                    .await
+                    .map_err(err)?,
+            };
+            match plan::mail_domain(&d, target.as_ref(), holder.as_ref()) {
+                Action::Create => {
+                    let row = prepared(org, d, last.as_ref().map(|(ms, k)| (*ms, k.as_str())));
+                    last = Some((row.created_ms, row.domain.clone()));
+                    if !self.dry_run {
+                        match self.app.store.insert_mail_domain(row.clone(), None).await {
+                            Ok(()) => {}
+                            Err(StoreError::Conflict(c)) => {
+                                report.skip("MailDomain", &row.domain, conflict_text(c));
+                                continue;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    report.count("MailDomain").created += 1;
+                }
+                Action::Unchanged => {
+                    let t = target.expect("unchanged means present");
+                    if last
+                        .as_ref()
+                        .is_none_or(|(ms, k)| (*ms, k.as_str()) < (t.created_ms, t.domain.as_str()))
+                    {
+                        last = Some((t.created_ms, t.domain));
+                    }
+                    report.count("MailDomain").unchanged += 1;
+                }
+                Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A source's domain as the target stores it: the organization's partition, a creation time after `last`, and
+/// fresh DNS values where the source showed none.
+fn prepared(org: &Organization, mut d: MailDomain, last: Option<(Millis, &str)>) -> MailDomain {
+    d.org_id = org.id.clone();
+    d.account = org.account.clone();
+    d.region = org.region.clone();
+    d.created_ms = plan::creation_time(d.created_ms, &d.domain, last);
+    let fresh = MailDomain::new(org, &d.domain, d.is_test_domain, false, d.created_ms);
+    if d.ownership_token.is_empty() {
+        d.ownership_token = fresh.ownership_token;
+    }
+    if d.dkim_tokens.is_empty() {
+        d.dkim_tokens = fresh.dkim_tokens;
+    }
+    d
+}
+
+fn conflict_text(c: Conflict) -> &'static str {
+    match c {
+        Conflict::Alias => "its alias is taken",
+        Conflict::Directory => "its directory id is taken",
+        Conflict::UserName => "its name is taken",
+        Conflict::Email => "its email is taken",
+        Conflict::TokenId => "its id is taken",
+        Conflict::Id => "its id is taken (by another organization or user)",
+        Conflict::MailDomain => "its mail domain is registered to another organization",
+        Conflict::Reference => {
+            "its email address is in a mail domain the organization has not registered"
+        }
+    }
+}
+
+/// The target's users matching a page of the source's.
+#[derive(Default)]
+struct Lookups {
+    by_id: HashMap<String, User>,
+    /// Live users by lower-cased name.
+    by_name: HashMap<String, User>,
+    /// Live users by lower-cased email.
+    by_email: HashMap<String, User>,
+}
+
+/// One organization being imported.
+pub struct OrgImport<'a> {
+    target: &'a Target<'a>,
+    partition: Partition,
+    pub org: Organization,
+    /// The (creation time, id) of the last user handled, so that users keep the source's order.
+    last_user: Option<(Millis, String)>,
+    seen: HashSet<String>,
+    /// (name, email) of every user of the source seen, for the token report.
+    names: HashMap<String, (String, Option<String>)>,
+    /// ENABLED users now in the target (in a dry run: that would be), with the time their aliases start from.
+    enabled: HashMap<String, Millis>,
+}
+
+impl OrgImport<'_> {
+    fn app(&self) -> &AppState {
+        self.target.app
+    }
+
+    /// The PAT configuration of the organization.
+    pub async fn configuration(
+        &mut self,
+        source: &IdentityProviderConfiguration,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        let target = self
+            .app()
+            .store
+            .get_identity_provider_configuration(&self.org.id)
+            .await
+            .map_err(err)?;
+        match plan::configuration(source, target.as_ref()) {
+            Action::Create => {
+                if !self.target.dry_run {
+                    self.app()
+                        .store
+                        .put_identity_provider_configuration(&self.org.id, source.clone())
+                        .await
+                        .map_err(err)?;
+                }
+                report.count("Configuration").created += 1;
+            }
+            Action::Unchanged => report.count("Configuration").unchanged += 1,
+            Action::Conflict(why) => report.skip("Configuration", &self.org.id, why),
+        }
+        Ok(())
+    }
+
+    /// What the target holds for a page of the source's users, read in one round trip per 500 users: by id, and
+    /// the live users by lower-cased name and by lower-cased email.
+    async fn lookups(&self, users: &[User]) -> Result<Lookups, String> {
+        let mut out = Lookups::default();
+        for chunk in users.chunks(500) {
+            let ids: Vec<String> = chunk.iter().map(|u| u.id.clone()).collect();
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|u| std::iter::once(&u.name).chain(u.email.as_ref()))
+                .map(|k| k.to_ascii_lowercase())
+                .collect();
+            let found = self
+                .app()
+                .store
+                .users_by_keys(&self.org.id, &ids, &keys)
+                .await
+                .map_err(err)?;
+            for u in found {
+                if u.state != UserState::Deleted {
+                    out.by_name.insert(u.name.to_ascii_lowercase(), u.clone());
+                    if let Some(e) = &u.email {
+                        out.by_email.insert(e.to_ascii_lowercase(), u.clone());
+                    }
+                }
+                out.by_id.insert(u.id.clone(), u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of the source's users, in the source's list order. Each user's `created_ms` is the preferred
+    /// creation time (see [`plan::creation_time`]). The page's new users are written in one transaction (one at
+    /// a time when the target refuses one, so that only that one is skipped); then their passwords are set.
+    pub async fn users(&mut self, users: Vec<User>, report: &mut OrgReport) -> Result<(), String> {
+        // (user, whether it has a password in the target) for every user created or unchanged.
+        let mut kept: Vec<(User, bool)> = Vec::new();
+        let mut create: Vec<User> = Vec::new();
+        let mut lookups = self.lookups(&users).await?;
+        for mut source in users {
+            self.seen.insert(source.id.clone());
+            self.names.insert(
+                source.id.clone(),
+                (source.name.clone(), source.email.clone()),
+            );
+            let by_id = lookups.by_id.remove(&source.id);
+            let (mut name_holder, mut email_holder) = (None, None);
+            if by_id.is_none() && source.state != UserState::Deleted {
+                let other = |u: &&User| u.id != source.id;
+                name_holder = lookups
+                    .by_name
+                    .get(&source.name.to_ascii_lowercase())
+                    .filter(other)
+                    .cloned();
+                email_holder = source.email.as_ref().and_then(|e| {
+                    lookups
+                        .by_email
+                        .get(&e.to_ascii_lowercase())
+                        .filter(other)
+                        .cloned()
+                });
+            }
+            match plan::user(
+                &source,
+                by_id.as_ref(),
+                name_holder.as_ref(),
+                email_holder.as_ref(),
+            ) {
+                Action::Create => {
+                    source.created_ms = plan::creation_time(
+                        source.created_ms,
+                        &source.id,
+                        self.last_user.as_ref().map(|(ms, id)| (*ms, id.as_str())),
+                    );
+                    source.password_hash = None;
+                    self.last_user = Some((source.created_ms, source.id.clone()));
+                    create.push(source);
+                }
+                Action::Unchanged => {
+                    let key = (
+                        by_id.as_ref().map_or(source.created_ms, |u| u.created_ms),
+                        source.id.clone(),
+                    );
+                    if self.last_user.as_ref().is_none_or(|last| *last < key) {
+                        self.last_user = Some(key);
+                    }
+                    report.count("User").unchanged += 1;
+                    let has_password = by_id.is_some_and(|u| u.password_hash.is_some());
+                    kept.push((source, has_password));
+                }
+                Action::Conflict(why) => {
+                    // Left as the target has it; its aliases are still entities of their own.
+                    if let Some(t) = by_id.filter(|t| t.state == UserState::Enabled) {
+                        self.enabled
+                            .insert(t.id.clone(), t.enabled_ms.unwrap_or(t.created_ms));
+                    }
+                    report.skip("User", &source.id, why)
+                }
+            }
+        }
+        for user in self.create_users(create, report).await? {
+            kept.push((user, false));
+        }
+        for (user, mut has_password) in kept {
+            if user.state == UserState::Enabled {
+                self.enabled
+                    .insert(user.id.clone(), user.enabled_ms.unwrap_or(user.created_ms));
+            }
+            if user.state == UserState::Deleted {
+                continue;
+            }
+            if let Some(password) = self.target.passwords.for_user(&user) {
+                if has_password {
+                    // Set by an earlier run (or by the user): never replaced.
+                    report.count("Password").unchanged += 1;
+                } else {
+                    has_password = self.set_password(&user, password, report).await?;
+                }
+            }
+            if !has_password {
+                report.users_without_password.push(UserRef {
+                    user_id: user.id.clone(),
+                    name: user.name.clone(),
+                    email: user.email.clone(),
+                    state: user.state.as_str(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes new users: all in one transaction, or, when the target refuses that, one at a time (each refused
+    /// one is skipped). The users now in the target.
+    async fn create_users(
+        &self,
+        users: Vec<User>,
+        report: &mut OrgReport,
+    ) -> Result<Vec<User>, String> {
+        if users.is_empty() {
+            return Ok(users);
+        }
+        if !self.target.dry_run {
+            let batch = ImportBatch {
+                users: users.clone(),
+                ..ImportBatch::default()
+            };
+            match self.app().store.import(batch).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => {
+                    return self.create_users_one_by_one(users, report).await;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        report.count("User").created += users.len() as u64;
+        Ok(users)
+    }
+
+    async fn create_users_one_by_one(
+        &self,
+        users: Vec<User>,
+        report: &mut OrgReport,
+    ) -> Result<Vec<User>, String> {
+        let mut created = Vec::new();
+        for user in users {
+            match self.app().store.create_user(user.clone()).await {
+                Ok(()) => {
+                    report.count("User").created += 1;
+                    created.push(user);
+                }
+                Err(StoreError::Conflict(c)) => report.skip(
+                    "User",
+                    &user.id,
+                    format!("the target refused it: {}", conflict_text(c)),
+                ),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(created)
+    }
+
+    /// Sets a password through ResetPassword (its checks: a live user of an Active organization, the password
+    /// policy). Whether the user now has one (a dry run answers as if it had been set).
+    async fn set_password(
+        &self,
+        user: &User,
+        password: &str,
+        report: &mut OrgReport,
+    ) -> Result<bool, String> {
+        if self.target.dry_run {
+            if !crate::domain::password_is_strong(password) {
+                report.skip(
+                    "Password",
+                    &user.id,
+                    "ResetPassword would refuse it: too weak (at least 8 characters of 3 kinds)",
+                );
+                return Ok(false);
+            }
+            report.count("Password").created += 1;
+            return Ok(true);
+        }
+        let ctx = Ctx {
+            app: self.app(),
+            partition: self.partition.clone(),
+        };
+        let input = ops::reset_password::Input {
+            organization_id: Some(self.org.id.clone()),
+            user_id: Some(user.id.clone()),
+            password: Some(password.to_string()),
+        };
+        match ops::reset_password::handle(&ctx, input).await {
+            Ok(_) => {
+                report.count("Password").created += 1;
+                Ok(true)
+            }
+            Err(e) => {
+                report.skip(
+                    "Password",
+                    &user.id,
+                    format!("ResetPassword refused it: {}", e.message),
+                );
+                Ok(false)
+            }
+        }
+    }
+
+    /// The aliases of users of the last page (user id, aliases in the source's list order). A user not imported
+    /// gets none; an address the target gives to another entity is a conflict. New aliases are written in one
+    /// transaction (one at a time when the target refuses one).
+    pub async fn aliases(
+        &mut self,
+        aliases: Vec<(String, Vec<String>)>,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        let mut create = Vec::new();
+        for (user_id, addresses) in aliases {
+            let Some(&base) = self.enabled.get(&user_id) else {
+                for a in &addresses {
+                    report.skip(
+                        "Alias",
+                        a,
+                        format!("its user {user_id} is not an ENABLED user of the target"),
+                    );
+                }
+                continue;
+            };
+            let mut last: Option<(Millis, String)> = None;
+            for address in addresses {
+                let holder = self
+                    .app()
+                    .store
+                    .find_address(&self.org.id, &address)
+                    .await
+                    .map_err(err)?;
+                match plan::alias(&user_id, &address, holder.as_ref()) {
+                    Action::Create => {
+                        let key = address.to_ascii_lowercase();
+                        let ms = plan::creation_time(
+                            base,
+                            &key,
+                            last.as_ref().map(|(ms, k)| (*ms, k.as_str())),
+                        );
+                        last = Some((ms, key));
+                        create.push(EmailAddress {
+                            org_id: self.org.id.clone(),
+                            entity_id: user_id.clone(),
+                            address,
+                            is_primary: false,
+                            created_ms: ms,
+                        });
+                    }
+                    Action::Unchanged => {
+                        let h = holder.expect("unchanged means held");
+                        let key = (h.created_ms, h.key());
+                        if last.as_ref().is_none_or(|l| *l < key) {
+                            last = Some(key);
+                        }
+                        report.count("Alias").unchanged += 1;
+                    }
+                    Action::Conflict(why) => report.skip("Alias", &address, why),
+                }
+            }
+        }
+        if create.is_empty() {
+            return Ok(());
+        }
+        if !self.target.dry_run {
+            let batch = ImportBatch {
+                addresses: create.clone(),
+                ..ImportBatch::default()
+            };
+            match self.app().store.import(batch).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => {
+                    for a in create {
+                        match self.app().store.create_alias(a.clone(), MAX_ALIASES_PER_USER).await {
+                            Ok(true) => report.count("Alias").created += 1,
+                            Ok(false) => report.skip(
+                                "Alias",
+                                &a.address,
+                                "the target refused it: its user has the most aliases allowed or is not ENABLED",
+                            ),
+                            Err(StoreError::Conflict(c)) => report.skip(
+                                "Alias",
+                                &a.address,
+                                format!("the target refused it: {}", conflict_text(c)),
+                            ),
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        report.count("Alias").created += create.len() as u64;
+        Ok(())
+    }
+
+    /// The source's tokens, for the report: their secrets stay behind, so each owner must create them anew.
+    pub fn tokens_to_recreate(&self, tokens: &[PersonalAccessToken], report: &mut OrgReport) {
+        let mut by_user: Vec<UserTokens> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for t in tokens {
+            let i = *index.entry(t.user_id.as_str()).or_insert_with(|| {
+                let (name, email) = self.names.get(&t.user_id).cloned().unwrap_or_default();
+                by_user.push(UserTokens {
+                    user_id: t.user_id.clone(),
+                    name,
+                    email,
+                    tokens: Vec::new(),
+                });
+                by_user.len() - 1
+            });
+            by_user[i].tokens.push(TokenMetadata::from(t));
+        }
+        report.tokens_to_recreate = by_user;
+    }
+
+    /// Tokens restored from a dump: their metadata with the same ids; `secret_for` makes each a fresh secret
+    /// (the old ones were never dumped) and returns its digest.
+    pub async fn restore_tokens(
+        &self,
+        tokens: Vec<PersonalAccessToken>,
+        report: &mut OrgReport,
+        mut secret_for: impl FnMut(&PersonalAccessToken) -> [u8; 32],
+    ) -> Result<(), String> {
+        for t in tokens {
+            let existing = self
+                .app()
+                .store
+                .get_personal_access_token(&self.org.id, &t.id)
+                .await
+                .map_err(err)?;
+            match plan::token(&t, existing.as_ref()) {
+                Action::Create => {
+                    if !self.target.dry_run {
+                        let digest = secret_for(&t);
+                        match self
+                            .app()
+                            .store
+                            .insert_personal_access_token(t.clone(), digest)
+                            .await
+                        {
+                            Ok(()) => {}
+                            Err(StoreError::Conflict(c)) => {
+                                report.skip("Token", &t.id, conflict_text(c));
+                                continue;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    report.count("Token").created += 1;
+                }
+                Action::Unchanged => report.count("Token").unchanged += 1,
+                Action::Conflict(why) => report.skip("Token", &t.id, why),
+            }
+        }
+        Ok(())
+    }
+
+    /// After every user of the source was seen: the target's users of this organization that the source no longer
+    /// lists are reported (never deleted).
+    pub async fn finish(self, report: &mut OrgReport) -> Result<(), String> {
+        let mut after = None;
+        loop {
+            let page = self
+                .app()
+                .store
+                .list_users(&self.org.id, &UserFilter::None, after, 1000)
+                .await
+                .map_err(err)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(Cursor {
+                created_ms: last.created_ms,
+                id: last.id.clone(),
+            });
+            for u in page {
+                if !self.seen.contains(&u.id) {
+                    report.deleted_at_source.push(Gone {
+                        entity: "User",
+                        id: u.id,
+                        name: u.name,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Organizations of the target, in the given partitions, that the source did not list.
+pub async fn organizations_gone(
+    target: &Target<'_>,
+    partitions: &HashSet<Partition>,
+    seen: &HashSet<String>,
+    report: &mut Report,
+) -> Result<(), String> {
+    let mut partitions: Vec<_> = partitions.iter().collect();
+    partitions.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    for p in partitions {
+        for o in target.organizations(p).await? {
+            if !seen.contains(&o.id) {
+                report.organizations_deleted_at_source.push(Gone {
+                    entity: "Organization",
+                    id: o.id,
+                    name: o.alias,
+                });
+            }
+        }
+    }
+    Ok(())
+}
