@@ -130,7 +130,7 @@ fn throttled() -> ServiceError {
 /// key's bucket is charged.
 fn authenticate_throttled(
     shared: &Shared,
-    auth: sigv4::Authorization,
+    auth: sigv4::Authorization<'_>,
     client: Option<std::net::IpAddr>,
     parts: &axum::http::request::Parts,
     body: &[u8],
@@ -147,7 +147,7 @@ fn authenticate_throttled(
     };
     match shared.auth.mode {
         AuthMode::AcceptAny => {
-            if !throttle.allow_api(&auth.access_key_id) {
+            if !throttle.allow_api(auth.access_key_id) {
                 return Err(throttled());
             }
             identify(auth)
@@ -156,10 +156,10 @@ fn authenticate_throttled(
             let charge = throttle
                 .charge_unverified(client)
                 .map_err(|_| throttled())?;
-            let key_id = auth.access_key_id.clone();
+            let key_id = auth.access_key_id;
             let partition = identify(auth)?;
             throttle.refund_unverified(charge);
-            if !throttle.allow_api(&key_id) {
+            if !throttle.allow_api(key_id) {
                 return Err(throttled());
             }
             Ok(partition)
