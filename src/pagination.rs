@@ -7,7 +7,7 @@
 //! `InvalidParameterException`, so a client learns nothing from the difference (spec D4, security.md §2.3).
 
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 
@@ -28,6 +28,8 @@ pub const INVALID_TOKEN_MESSAGE: &str = "The NextToken is invalid or has expired
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
+/// What the associated data starts with.
+const AD_PREFIX: &[u8] = b"wm/next/v1";
 /// The longest id we ever page by (a GUID is 36).
 const MAX_ID_LEN: usize = 64;
 
@@ -43,9 +45,38 @@ pub struct TokenScope<'a> {
 }
 
 impl TokenScope<'_> {
+    /// Calls `f` with the [`associated_data`](Self::associated_data), written on the stack when it fits (it
+    /// always does for real ids; longer parts take the allocating path).
+    fn with_associated_data<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        const STACK: usize = 256;
+        let parts = [
+            self.operation,
+            self.account,
+            self.region,
+            self.organization,
+            self.filter,
+        ];
+        let len = AD_PREFIX.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>();
+        if len > STACK {
+            return f(&self.associated_data());
+        }
+        let mut ad = [0u8; STACK];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            ad[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(AD_PREFIX);
+        for part in parts {
+            put(&(part.len() as u32).to_be_bytes());
+            put(part.as_bytes());
+        }
+        f(&ad[..len])
+    }
+
     fn associated_data(&self) -> Vec<u8> {
         let mut ad = Vec::with_capacity(96);
-        ad.extend_from_slice(b"wm/next/v1");
+        ad.extend_from_slice(AD_PREFIX);
         for part in [
             self.operation,
             self.account,
@@ -81,28 +112,28 @@ impl TokenSealer {
     }
 
     /// Makes the NextToken that continues after `last`.
+    ///
+    /// The token is `VERSION || nonce || ciphertext || tag`, encrypted in place in the one buffer it is encoded from.
     pub fn seal(&self, scope: &TokenScope<'_>, last: &Cursor, now_ms: Millis) -> String {
-        let mut plain = Vec::with_capacity(16 + last.id.len());
-        plain.extend_from_slice(&now_ms.to_be_bytes());
-        plain.extend_from_slice(&last.created_ms.to_be_bytes());
-        plain.extend_from_slice(last.id.as_bytes());
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ad = scope.associated_data();
-        let sealed = self
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &ad,
-                },
-            )
-            .expect("XChaCha20-Poly1305 encryption of a short message cannot fail");
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        let start = 1 + NONCE_LEN;
+        let mut out = Vec::with_capacity(start + 16 + last.id.len() + TAG_LEN);
         out.push(VERSION);
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(&now_ms.to_be_bytes());
+        out.extend_from_slice(&last.created_ms.to_be_bytes());
+        out.extend_from_slice(last.id.as_bytes());
+        let tag = scope
+            .with_associated_data(|ad| {
+                self.cipher.encrypt_in_place_detached(
+                    XNonce::from_slice(&nonce),
+                    ad,
+                    &mut out[start..],
+                )
+            })
+            .expect("XChaCha20-Poly1305 encryption of a short message cannot fail");
+        out.extend_from_slice(&tag);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
     }
 
@@ -129,16 +160,16 @@ impl TokenSealer {
             return None;
         }
         let (nonce, sealed) = raw[1..].split_at(NONCE_LEN);
-        let ad = scope.associated_data();
-        let plain = self
-            .cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &ad,
-                },
-            )
+        let plain = scope
+            .with_associated_data(|ad| {
+                self.cipher.decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: sealed,
+                        aad: ad,
+                    },
+                )
+            })
             .ok()?;
         if plain.len() < 16 || plain.len() > 16 + MAX_ID_LEN {
             return None;
@@ -274,6 +305,48 @@ mod tests {
         let t = sealer.seal(&scope("m-1", "u"), &cursor(), 1000);
         assert!(t.len() < 200);
         assert_eq!(sealer.open(&scope("m-1", "u"), &t, 2000).unwrap(), cursor());
+    }
+
+    #[test]
+    fn associated_data_on_the_stack_equals_the_allocated_form() {
+        let long = "x".repeat(300);
+        for s in [scope("m-1", "u"), scope(&long, "u"), scope("m-1", &long)] {
+            s.with_associated_data(|ad| assert_eq!(ad, s.associated_data().as_slice()));
+        }
+        // A token sealed in the long-scope path opens too.
+        let sealer = TokenSealer::new(&Key32::random());
+        let t = sealer.seal(&scope(&long, "u"), &cursor(), 1000);
+        assert_eq!(sealer.open(&scope(&long, "u"), &t, 2000).unwrap(), cursor());
+    }
+
+    #[test]
+    fn tokens_sealed_by_the_buffered_form_still_open() {
+        // What `seal` wrote before it encrypted in place: VERSION || nonce || Aead::encrypt(plain).
+        let key = Key32::random();
+        let sealer = TokenSealer::new(&key);
+        let s = scope("m-1", "u");
+        let c = cursor();
+        let mut plain = Vec::new();
+        plain.extend_from_slice(&1000i64.to_be_bytes());
+        plain.extend_from_slice(&c.created_ms.to_be_bytes());
+        plain.extend_from_slice(c.id.as_bytes());
+        let nonce = [7u8; NONCE_LEN];
+        let sealed = XChaCha20Poly1305::new(key.expose().into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &s.associated_data(),
+                },
+            )
+            .unwrap();
+        let mut raw = vec![VERSION];
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        assert_eq!(sealer.open(&s, &token, 2000).unwrap(), c);
+        // And the new form has the same shape and length.
+        assert_eq!(sealer.seal(&s, &c, 1000).len(), token.len());
     }
 
     #[test]

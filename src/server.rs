@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::net::TcpListener;
 
@@ -42,33 +43,94 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// `--access-log`): method, path (never the query string, which could carry anything), AWS operation, status, the
 /// error's `__type`, duration and bytes in and out. Nothing else about the request is logged here: headers and
 /// bodies carry passwords, tokens and signatures.
+///
+/// The two hot endpoints, the AWS API and `/auth/v1/verify`, get the same context from [`serve_direct`] without
+/// going through the router ([`in_context`] is the one implementation).
 async fn request_context(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
-    mut request: axum::extract::Request,
+    request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use tracing::Instrument;
-    let started = std::time::Instant::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    request.extensions_mut().insert(RequestId(id.clone()));
-    let addr = request
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| {
-            crate::client::resolve(
-                c.0.ip(),
-                request.headers(),
-                &shared.app.settings.trusted_proxies,
-            )
-        });
-    let peer = addr.map(|a| a.client.to_string()).unwrap_or_default();
-    if let Some(addr) = addr {
-        request.extensions_mut().insert(addr);
-    }
+        .map(|c| c.0);
     let timeout = request
         .extensions()
         .get::<RequestTimeout>()
         .map_or(std::time::Duration::from_secs(30), |t| t.0);
+    in_context(&shared, request, peer, timeout, |mut request, id, addr| {
+        request
+            .extensions_mut()
+            .insert(RequestId(id.as_str().to_owned()));
+        if let Some(addr) = addr {
+            request.extensions_mut().insert(addr);
+        }
+        async move {
+            let response = next.run(request).await;
+            let operation = response
+                .extensions()
+                .get::<crate::protocol::OperationName>()
+                .map(|o| o.0);
+            (response, operation)
+        }
+    })
+    .await
+}
+
+/// A request id (a v4 UUID, hyphenated, lower case) kept on the stack.
+#[derive(Clone, Copy)]
+struct RequestIdText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl RequestIdText {
+    fn new() -> Self {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        Self(text)
+    }
+
+    fn as_str(&self) -> &str {
+        // encode_lower writes ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// The client address as the log shows it: empty when unknown.
+struct ClientIp(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What [`request_context`] does, around `inner`, which gets the request, its id and its client address and
+/// answers with the response and the AWS operation it served (if any).
+async fn in_context<F, Fut>(
+    shared: &Shared,
+    request: axum::extract::Request,
+    peer: Option<std::net::SocketAddr>,
+    timeout: std::time::Duration,
+    inner: F,
+) -> axum::response::Response
+where
+    F: FnOnce(axum::extract::Request, RequestIdText, Option<crate::client::ClientAddr>) -> Fut,
+    Fut: Future<Output = (axum::response::Response, Option<&'static str>)>,
+{
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let id = RequestIdText::new();
+    let addr = peer.map(|p| {
+        crate::client::resolve(
+            p.ip(),
+            request.headers(),
+            &shared.app.settings.trusted_proxies,
+        )
+    });
+    let peer = ClientIp(addr.map(|a| a.client));
     let access_at_info = shared.app.settings.access_log;
     let access_enabled = if access_at_info {
         tracing::enabled!(target: "workmail_pat::access", tracing::Level::INFO)
@@ -81,23 +143,24 @@ async fn request_context(
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let span = tracing::info_span!("request", request_id = %id, client_ip = %peer, method = %request.method(), path = %request.uri().path());
-    let mut response = match tokio::time::timeout(timeout, next.run(request).instrument(span)).await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!(request_id = %id, client_ip = %peer, "request timed out");
-            crate::protocol::encode_error(
-                &crate::error::ServiceError::new(
-                    crate::error::ErrorCode::RequestTimeoutException,
-                    "The request was not completed in time",
-                ),
-                &id,
-            )
-        }
-    };
+    let span = tracing::info_span!("request", request_id = %id.as_str(), client_ip = %peer, method = %request.method(), path = %request.uri().path());
+    let (mut response, operation) =
+        match tokio::time::timeout(timeout, inner(request, id, addr).instrument(span)).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(request_id = %id.as_str(), client_ip = %peer, "request timed out");
+                let response = crate::protocol::encode_error(
+                    &crate::error::ServiceError::new(
+                        crate::error::ErrorCode::RequestTimeoutException,
+                        "The request was not completed in time",
+                    ),
+                    id.as_str(),
+                );
+                (response, None)
+            }
+        };
     if !response.headers().contains_key("x-amzn-requestid")
-        && let Ok(v) = axum::http::HeaderValue::from_str(&id)
+        && let Ok(v) = axum::http::HeaderValue::from_str(id.as_str())
     {
         response.headers_mut().insert("x-amzn-RequestId", v);
     }
@@ -106,10 +169,6 @@ async fn request_context(
     }
     let error_type;
     (response, error_type) = error_type_of(response).await;
-    let operation = response
-        .extensions()
-        .get::<crate::protocol::OperationName>()
-        .map(|o| o.0);
     let bytes_out = axum::body::HttpBody::size_hint(response.body()).exact();
     // One record, outside the request span, so the line stands alone (its id and address are fields of its own).
     macro_rules! access_record {
@@ -117,7 +176,7 @@ async fn request_context(
             tracing::event!(
                 target: "workmail_pat::access",
                 $level,
-                request_id = %id,
+                request_id = %id.as_str(),
                 client_ip = %peer,
                 method = %method.as_ref().map_or("", |m| m.as_str()),
                 path = path.as_deref().unwrap_or(""),
@@ -137,6 +196,64 @@ async fn request_context(
         access_record!(tracing::Level::DEBUG);
     }
     response
+}
+
+/// The endpoints served without the router: the AWS API (`POST /`) and `/auth/v1/verify` (`POST`), the two whose
+/// per-request cost issue 14 measures. The router maps the same requests to the same handlers (tests drive it
+/// directly); here they skip its boxed services, route lookup and request extensions.
+#[derive(Clone, Copy)]
+enum Direct {
+    AwsApi,
+    Verify,
+}
+
+impl Direct {
+    fn of<B>(request: &hyper::Request<B>) -> Option<Self> {
+        if request.method() != axum::http::Method::POST {
+            return None;
+        }
+        match request.uri().path() {
+            "/" => Some(Direct::AwsApi),
+            "/auth/v1/verify" => Some(Direct::Verify),
+            _ => None,
+        }
+    }
+}
+
+/// Serves a [`Direct`] endpoint inside the same [`in_context`] as every routed request.
+async fn serve_direct(
+    shared: Arc<Shared>,
+    which: Direct,
+    request: hyper::Request<hyper::body::Incoming>,
+    peer: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> axum::response::Response {
+    let request = request.map(axum::body::Body::new);
+    let state = shared.clone();
+    in_context(
+        &shared,
+        request,
+        Some(peer),
+        timeout,
+        move |mut request, id, addr| async move {
+            match which {
+                Direct::AwsApi => {
+                    let client = addr.map(|a| a.client);
+                    let (response, operation) =
+                        protocol::serve(&state, request, id.as_str(), client).await;
+                    (response, Some(operation))
+                }
+                Direct::Verify => {
+                    if let Some(addr) = addr {
+                        request.extensions_mut().insert(addr);
+                    }
+                    let response = crate::web::verify(axum::extract::State(state), request).await;
+                    (response, None)
+                }
+            }
+        },
+    )
+    .await
 }
 
 /// The `__type` of an error response, for the access log: from `X-Amzn-ErrorType` (the AWS API), else from the
@@ -207,7 +324,14 @@ pub async fn serve(
     let limits = shared.limits.clone();
     let (stop_flusher, stopped) = tokio::sync::oneshot::channel();
     let flusher = tokio::spawn(flush_touches(shared.clone(), stopped));
-    serve_app(listener, router(shared.clone()), limits, shutdown).await;
+    serve_app(
+        listener,
+        router(shared.clone()),
+        Some(shared.clone()),
+        limits,
+        shutdown,
+    )
+    .await;
     // The flusher finishes the write it may be in (never cut off mid-batch), then the last queued uses of tokens are
     // written before the store closes.
     let _ = stop_flusher.send(());
@@ -262,14 +386,16 @@ pub async fn serve_metrics(
             request_context,
         ))
         .with_state(shared);
-    serve_app(listener, app, limits, shutdown).await;
+    serve_app(listener, app, None, limits, shutdown).await;
 }
 
 /// The connection loop shared by both listeners: serves `app` until `shutdown` completes, then lets in-flight
-/// requests finish for at most `limits.shutdown_timeout`.
+/// requests finish for at most `limits.shutdown_timeout`. With `direct` (the main listener), the [`Direct`]
+/// endpoints are served without the router.
 async fn serve_app(
     listener: TcpListener,
     app: Router,
+    direct: Option<Arc<Shared>>,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -329,18 +455,31 @@ async fn serve_app(
         let timeout = RequestTimeout(limits.request_timeout);
         let state = slot.state.clone();
         let app = app.clone();
+        let direct = direct.clone();
         let service =
             tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 // Counted from the moment hyper hands the request over, so the shedder never sees it idle.
                 let busy = state.busy();
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request.extensions_mut().insert(timeout);
-                let app = app.clone();
+                let fast = direct
+                    .as_ref()
+                    .and_then(|shared| Some((shared.clone(), Direct::of(&request)?)));
+                let app = fast.is_none().then(|| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request.extensions_mut().insert(timeout);
+                    app.clone()
+                });
                 async move {
                     let _busy = busy;
-                    app.oneshot(request).await
+                    match (fast, app) {
+                        (Some((shared, which)), _) => {
+                            Ok(serve_direct(shared, which, request, peer, timeout.0).await)
+                        }
+                        (None, Some(app)) => app.oneshot(request).await,
+                        // `app` is set whenever `fast` is not.
+                        (None, None) => Ok(crate::context::not_found().await.into_response()),
+                    }
                 }
             });
         let service = hyper_util::service::TowerToHyperService::new(service);

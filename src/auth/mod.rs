@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use axum::http::HeaderMap;
-use zeroize::Zeroizing;
-
 use crate::domain::Partition;
 use crate::error::{ErrorCode, ServiceError};
+use axum::http::HeaderMap;
 
 pub mod sigv4;
 
@@ -18,7 +16,7 @@ pub const DEFAULT_ACCOUNT: &str = "000000000000";
 /// One access key known to a `sigv4`-mode server.
 #[derive(Clone)]
 pub struct KeyEntry {
-    pub secret: Zeroizing<String>,
+    pub secret: sigv4::SigningSecret,
     pub account: String,
 }
 
@@ -62,7 +60,7 @@ impl Authenticator {
     /// [`Authenticator::identify`] with the `Authorization` header already parsed.
     pub fn identify_parsed(
         &self,
-        auth: sigv4::Authorization,
+        auth: sigv4::Authorization<'_>,
         method: &str,
         uri: &axum::http::Uri,
         headers: &HeaderMap,
@@ -73,18 +71,18 @@ impl Authenticator {
                 let account = if auth.access_key_id.len() == 12
                     && auth.access_key_id.bytes().all(|b| b.is_ascii_digit())
                 {
-                    auth.access_key_id.clone()
+                    auth.access_key_id.to_owned()
                 } else {
                     DEFAULT_ACCOUNT.to_string()
                 };
                 Ok(Partition {
                     account,
-                    region: auth.region,
+                    region: auth.region.to_owned(),
                 })
             }
             AuthMode::SigV4(keys) => {
-                let Some(entry) = keys.get(&auth.access_key_id) else {
-                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = "unknown key");
+                let Some(entry) = keys.get(auth.access_key_id) else {
+                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(auth.access_key_id), reason = "unknown key");
                     return Err(ServiceError::new(
                         ErrorCode::UnrecognizedClientException,
                         "The security token included in the request is invalid.",
@@ -97,7 +95,7 @@ impl Authenticator {
                     headers,
                     body,
                 };
-                sigv4::verify(
+                sigv4::verify_secret(
                     &request,
                     &auth,
                     &entry.secret,
@@ -106,12 +104,12 @@ impl Authenticator {
                     self.max_skew,
                 )
                 .map_err(|e| {
-                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(&auth.access_key_id), reason = %e.aws_code());
+                    tracing::warn!(event = "signature_failure", access_key_id = %crate::redact::identifier(auth.access_key_id), reason = %e.aws_code());
                     sigv4_error(e)
                 })?;
                 Ok(Partition {
                     account: entry.account.clone(),
-                    region: auth.region,
+                    region: auth.region.to_owned(),
                 })
             }
         }

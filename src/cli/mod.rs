@@ -349,7 +349,7 @@ pub fn parse_access_key(text: &str) -> Result<(String, KeyEntry), String> {
     Ok((
         id.to_string(),
         KeyEntry {
-            secret: Zeroizing::new(secret.to_string()),
+            secret: crate::auth::sigv4::SigningSecret::new(secret),
             account: account.to_string(),
         },
     ))

@@ -49,14 +49,32 @@ fn truncate(s: &str) -> String {
     s.chars().take(128).collect()
 }
 
-/// The AWS API endpoint (`POST /`).
+/// The AWS API endpoint (`POST /`) as the router serves it: the request id and client address come from the
+/// request's extensions, the operation goes into the response's ([`OperationName`]).
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let started = std::time::Instant::now();
     let request_id = request
         .extensions()
         .get::<crate::context::RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let client = request
+        .extensions()
+        .get::<crate::client::ClientAddr>()
+        .map(|c| c.client);
+    let (mut response, operation) = serve(&shared, request, &request_id, client).await;
+    response.extensions_mut().insert(OperationName(operation));
+    response
+}
+
+/// Serves one AWS API request; answers with the response and the operation's name (`"unknown"` when the target
+/// was missing or unknown).
+pub async fn serve(
+    shared: &Shared,
+    request: Request,
+    request_id: &str,
+    client: Option<std::net::IpAddr>,
+) -> (Response, &'static str) {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     // Accept-any checks no signature, so nothing else would stop a DNS-rebound page (crate::guard); refused before
     // the body is read. SigV4 mode needs no such check: the signature covers `Host`.
@@ -68,29 +86,26 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         let outcome = ErrorCode::AccessDeniedException.as_str();
         metrics::counter!("workmail_pat_requests_total", "operation" => "unknown", "outcome" => outcome)
             .increment(1);
-        return encode_error(
+        let response = encode_error(
             &ServiceError::new(
                 ErrorCode::AccessDeniedException,
                 "The Host header is not a loopback name or an --allowed-host",
             ),
-            &request_id,
+            request_id,
         );
+        return (response, "unknown");
     }
     let bytes = match read_body(body, &parts.headers, shared.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return encode_error(&body_error(e), &request_id),
+        Err(e) => return (encode_error(&body_error(e), request_id), "unknown"),
     };
-    let mut operation = "unknown";
+    let mut operation = None;
     let result = async {
         // The cheap parse first, so throttling happens before any secret lookup or HMAC work.
         let auth = sigv4::parse_authorization(&parts.headers).map_err(sigv4_error)?;
-        let client = parts
-            .extensions
-            .get::<crate::client::ClientAddr>()
-            .map(|c| c.client);
-        let partition = authenticate_throttled(&shared, auth, client, &parts, &bytes)?;
+        let partition = authenticate_throttled(shared, auth, client, &parts, &bytes)?;
         let op = parse_target(&parts.headers)?;
-        operation = op.name();
+        operation = Some(op);
         let ctx = Ctx {
             app: &shared.app,
             partition,
@@ -98,20 +113,52 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         ops::dispatch(op, &ctx, &bytes).await
     }
     .await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(e) => e.code.as_str(),
+    let name = operation.map_or("unknown", Operation::name);
+    let elapsed = started.elapsed().as_secs_f64();
+    match (operation, &result) {
+        (Some(op), Ok(_)) => {
+            let (ok, duration) = op_metrics(op);
+            ok.increment(1);
+            duration.record(elapsed);
+        }
+        (_, result) => {
+            let outcome = match result {
+                Ok(_) => "ok",
+                Err(e) => e.code.as_str(),
+            };
+            metrics::counter!("workmail_pat_requests_total", "operation" => name, "outcome" => outcome)
+                .increment(1);
+            metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => name)
+                .record(elapsed);
+        }
+    }
+    let response = match result {
+        Ok(body) => encode_ok(body, request_id),
+        Err(e) => encode_error(&e, request_id),
     };
-    metrics::counter!("workmail_pat_requests_total", "operation" => operation, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
-    let mut response = match result {
-        Ok(body) => encode_ok(body, &request_id),
-        Err(e) => encode_error(&e, &request_id),
-    };
-    response.extensions_mut().insert(OperationName(operation));
-    response
+    (response, name)
+}
+
+/// The handles of an operation's successful requests (`workmail_pat_requests_total{operation, outcome="ok"}`) and
+/// of its latency histogram, registered once: the `counter!`/`histogram!` macros build their key and look it up in
+/// the recorder's registry on every call. (The recorder is installed before the server starts.)
+fn op_metrics(op: Operation) -> &'static (metrics::Counter, metrics::Histogram) {
+    static HANDLES: std::sync::OnceLock<Vec<(metrics::Counter, metrics::Histogram)>> =
+        std::sync::OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        Operation::ALL
+            .iter()
+            .map(|op| {
+                let name = op.name();
+                (
+                    metrics::counter!("workmail_pat_requests_total", "operation" => name, "outcome" => "ok"),
+                    metrics::histogram!("workmail_pat_request_duration_seconds", "operation" => name),
+                )
+            })
+            .collect()
+    });
+    let index = Operation::ALL.iter().position(|o| *o == op).unwrap_or(0);
+    &handles[index]
 }
 
 /// The AWS operation a response answered (`"unknown"` when the target was missing or unknown), for the access log
@@ -130,7 +177,7 @@ fn throttled() -> ServiceError {
 /// key's bucket is charged.
 fn authenticate_throttled(
     shared: &Shared,
-    auth: sigv4::Authorization,
+    auth: sigv4::Authorization<'_>,
     client: Option<std::net::IpAddr>,
     parts: &axum::http::request::Parts,
     body: &[u8],
@@ -147,7 +194,7 @@ fn authenticate_throttled(
     };
     match shared.auth.mode {
         AuthMode::AcceptAny => {
-            if !throttle.allow_api(&auth.access_key_id) {
+            if !throttle.allow_api(auth.access_key_id) {
                 return Err(throttled());
             }
             identify(auth)
@@ -156,10 +203,10 @@ fn authenticate_throttled(
             let charge = throttle
                 .charge_unverified(client)
                 .map_err(|_| throttled())?;
-            let key_id = auth.access_key_id.clone();
+            let key_id = auth.access_key_id;
             let partition = identify(auth)?;
             throttle.refund_unverified(charge);
-            if !throttle.allow_api(&key_id) {
+            if !throttle.allow_api(key_id) {
                 return Err(throttled());
             }
             Ok(partition)

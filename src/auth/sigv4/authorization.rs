@@ -1,24 +1,38 @@
 //! The `Authorization` header: `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`.
 
+use std::borrow::Cow;
+
 use axum::http::HeaderMap;
 
 use super::{ALGORITHM, SigV4Error, echo, incomplete, invalid};
 
 /// Parsed `Authorization: AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/workmail/aws4_request, SignedHeaders=a;b, Signature=hex`
+///
+/// It borrows from the header value: nothing is copied unless a name or the signature has to be lower-cased (SDKs
+/// send both in lower case already).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
-    pub access_key_id: String,
+pub struct Authorization<'a> {
+    pub access_key_id: &'a str,
     /// `YYYYMMDD` from the credential scope.
-    pub date: String,
-    pub region: String,
-    pub service: String,
+    pub date: &'a str,
+    pub region: &'a str,
+    pub service: &'a str,
     /// Lowercase, in the order the client gave them.
-    pub signed_headers: Vec<String>,
+    pub signed_headers: Vec<Cow<'a, str>>,
     /// Lowercase hex, 64 characters.
-    pub signature: String,
+    pub signature: Cow<'a, str>,
 }
 
-impl Authorization {
+/// `text` in lower case, copied only when it has an upper-case letter.
+fn lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+impl Authorization<'_> {
     /// `date/region/service/aws4_request`, the credential scope as it appears in the string to sign.
     pub fn scope(&self) -> String {
         format!(
@@ -33,7 +47,7 @@ impl Authorization {
 /// Errors: no header (or an empty one) gives [`SigV4Error::Missing`]; everything else that is
 /// wrong with the header gives [`SigV4Error::Incomplete`] with an AWS-style message, except an
 /// empty region, which AWS reports as `InvalidSignatureException`.
-pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
+pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization<'_>, SigV4Error> {
     let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(SigV4Error::Missing);
@@ -123,14 +137,21 @@ pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Er
         return Err(incomplete(msg));
     };
 
-    let parts: Vec<&str> = credential.split('/').collect();
-    let [access_key_id, date, region, service, terminator] = parts.as_slice() else {
+    let mut parts = credential.split('/');
+    let (Some(access_key_id), Some(date), Some(region), Some(service), Some(terminator), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(incomplete(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{}'",
             echo(credential.as_bytes())
         )));
     };
-    if *terminator != "aws4_request" {
+    if terminator != "aws4_request" {
         return Err(incomplete(format!(
             "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
             echo(terminator.as_bytes())
@@ -153,7 +174,7 @@ pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Er
         ));
     }
 
-    let mut names = Vec::new();
+    let mut names = Vec::with_capacity(signed_headers.bytes().filter(|b| *b == b';').count() + 1);
     for name in signed_headers.split(';') {
         if name.is_empty() {
             return Err(incomplete(format!(
@@ -161,7 +182,7 @@ pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Er
                 echo(signed_headers.as_bytes())
             )));
         }
-        names.push(name.to_ascii_lowercase());
+        names.push(lowercase(name));
     }
 
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -172,11 +193,11 @@ pub fn parse_authorization(headers: &HeaderMap) -> Result<Authorization, SigV4Er
     }
 
     Ok(Authorization {
-        access_key_id: (*access_key_id).to_string(),
-        date: (*date).to_string(),
-        region: (*region).to_string(),
-        service: (*service).to_string(),
+        access_key_id,
+        date,
+        region,
+        service,
         signed_headers: names,
-        signature: signature.to_ascii_lowercase(),
+        signature: lowercase(signature),
     })
 }

@@ -10,38 +10,128 @@ use super::ALGORITHM;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Where the canonical request goes: a buffer ([`canonical_request`]) or straight into SHA-256
+/// ([`canonical_request_hash`], what verification uses: the same bytes, never held in memory).
+pub(super) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+#[cfg(test)] // The buffered reference form; verification streams (the tests check both agree).
 /// The canonical request, as bytes because header values need not be UTF-8.
 pub(super) fn canonical_request(
     method: &str,
     path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
-    signed_headers: &[String],
+    signed_headers: &[impl AsRef<str>],
     payload_hash: &str,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + path.len() + query.map_or(0, str::len));
-    out.extend_from_slice(method.as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(canonical_uri(path).as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(canonical_query(query).as_bytes());
-    out.push(b'\n');
-    for name in signed_headers {
-        out.extend_from_slice(name.as_bytes());
-        out.push(b':');
-        for (i, value) in headers.get_all(name.as_str()).iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_canonical_value(&mut out, value.as_bytes());
-        }
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    out.extend_from_slice(signed_headers.join(";").as_bytes());
-    out.push(b'\n');
-    out.extend_from_slice(payload_hash.as_bytes());
+    write_canonical_request(
+        &mut out,
+        method,
+        path,
+        query,
+        headers,
+        signed_headers,
+        payload_hash,
+    );
     out
+}
+
+/// SHA-256 of the [`canonical_request`], hashed as it is written.
+pub(super) fn canonical_request_hash(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    signed_headers: &[impl AsRef<str>],
+    payload_hash: &str,
+) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    write_canonical_request(
+        &mut hasher,
+        method,
+        path,
+        query,
+        headers,
+        signed_headers,
+        payload_hash,
+    );
+    hasher.finalize().into()
+}
+
+fn write_canonical_request(
+    out: &mut impl Sink,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    signed_headers: &[impl AsRef<str>],
+    payload_hash: &str,
+) {
+    out.put(method.as_bytes());
+    out.put(b"\n");
+    if path.starts_with('/') && !(path.contains('.') || path.contains("//")) {
+        // Already normal (what `normalize_path` would return unchanged): encode it as it is.
+        put_encoded(out, path.as_bytes(), true);
+    } else {
+        out.put(canonical_uri(path).as_bytes());
+    }
+    out.put(b"\n");
+    if query.is_some() {
+        out.put(canonical_query(query).as_bytes());
+    }
+    out.put(b"\n");
+    for name in signed_headers {
+        let name = name.as_ref();
+        out.put(name.as_bytes());
+        out.put(b":");
+        for (i, value) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                out.put(b",");
+            }
+            put_canonical_value(out, value.as_bytes());
+        }
+        out.put(b"\n");
+    }
+    out.put(b"\n");
+    for (i, name) in signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.put(b";");
+        }
+        out.put(name.as_ref().as_bytes());
+    }
+    out.put(b"\n");
+    out.put(payload_hash.as_bytes());
+}
+
+/// [`push_canonical_value`] into a sink; a value with nothing to trim or fold (the usual case) goes as it is.
+fn put_canonical_value(out: &mut impl Sink, value: &[u8]) {
+    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let folds = value.first().is_some_and(is_ws)
+        || value.last().is_some_and(is_ws)
+        || value.contains(&b'\t')
+        || value.windows(2).any(|w| w == b"  ");
+    if folds {
+        let mut folded = Vec::with_capacity(value.len());
+        push_canonical_value(&mut folded, value);
+        out.put(&folded);
+    } else {
+        out.put(value);
+    }
 }
 
 /// Trim spaces/tabs at both ends and turn inner runs into one space.
@@ -150,21 +240,32 @@ fn form_decode(s: &str) -> Vec<u8> {
 
 /// Percent-encode everything except RFC 3986 unreserved characters (and '/' when asked).
 fn push_encoded(out: &mut String, bytes: &[u8], keep_slash: bool) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
+    let mut buf = Vec::with_capacity(bytes.len());
+    put_encoded(&mut buf, bytes, keep_slash);
+    // Only ASCII was written.
+    out.extend(buf.iter().copied().map(char::from));
 }
 
+/// [`push_encoded`] into a sink: runs of characters kept as they are go in one piece.
+fn put_encoded(out: &mut impl Sink, bytes: &[u8], keep_slash: bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let keep = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+    };
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !keep(b) {
+            out.put(&bytes[start..i]);
+            out.put(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
+            start = i + 1;
+        }
+    }
+    out.put(&bytes[start..]);
+}
+
+#[cfg(test)] // The buffered reference form; verification streams (the tests check both agree).
 /// `AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex sha256(canonical request)>`.
 pub(super) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
     format!(
@@ -194,6 +295,42 @@ pub(super) fn signing_key(secret: &str, date: &str, region: &str, service: &str)
     hmac_sha256(&*k_service, b"aws4_request")
 }
 
+/// Lowercase hex HMAC of the string to sign (`AWS4-HMAC-SHA256\n<X-Amz-Date>\n<scope>\n<hex hash>`), the
+/// string fed to the HMAC in pieces instead of being built: what [`string_to_sign`] and [`signature`] compute,
+/// without an allocation.
+pub(super) fn signature_of(
+    signing_key: &[u8; 32],
+    amz_date: &str,
+    scope: [&str; 3],
+    canonical_request_hash: &[u8; 32],
+) -> [u8; 64] {
+    let mut hash_hex = [0u8; 64];
+    let mut out = [0u8; 64];
+    let Ok(mut mac) = HmacSha256::new_from_slice(signing_key) else {
+        // As in hmac_sha256: fail closed with a value no client's signature matches (not hex).
+        return out;
+    };
+    let _ = hex::encode_to_slice(canonical_request_hash, &mut hash_hex);
+    for piece in [
+        ALGORITHM.as_bytes(),
+        b"\n",
+        amz_date.as_bytes(),
+        b"\n",
+        scope[0].as_bytes(),
+        b"/",
+        scope[1].as_bytes(),
+        b"/",
+        scope[2].as_bytes(),
+        b"/aws4_request\n",
+        &hash_hex,
+    ] {
+        mac.update(piece);
+    }
+    let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut out);
+    out
+}
+
+#[cfg(test)] // The buffered reference form; verification streams (the tests check both agree).
 /// Lowercase hex HMAC of the string to sign.
 pub(super) fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
     hex::encode(hmac_sha256(signing_key, string_to_sign.as_bytes()))

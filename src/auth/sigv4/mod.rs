@@ -39,7 +39,8 @@ use std::fmt;
 use std::time::Duration;
 
 pub use authorization::{Authorization, parse_authorization};
-pub use verify::{RequestToVerify, verify};
+pub use cache::SigningSecret;
+pub use verify::{RequestToVerify, verify, verify_secret};
 
 /// The only algorithm accepted in the `Authorization` header.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";

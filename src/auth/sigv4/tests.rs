@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 
 use super::cache::{CacheKey, SIGNING_KEY_CACHE, SigningKeyCache};
 use super::canonical::{
-    canonical_query, canonical_request, canonical_uri, push_canonical_value, signature,
-    signing_key, string_to_sign,
+    canonical_query, canonical_request, canonical_request_hash, canonical_uri,
+    push_canonical_value, signature, signature_of, signing_key, string_to_sign,
 };
 use super::verify::{format_amz_date, parse_amz_date, verify_with_required};
 use super::*;
@@ -177,10 +177,18 @@ fn time_from_amz_date(amz_date: &str) -> SystemTime {
 
 /// Checks one vector byte for byte and returns (request, auth, secret, service) so callers
 /// can run further checks.
-fn check_vector(case: &str) -> (ParsedRequest, Authorization, String, String) {
+fn check_vector(
+    case: &str,
+) -> (
+    &'static ParsedRequest,
+    Authorization<'static>,
+    String,
+    String,
+) {
     let signed = read_vector(case, "header-signed-request.txt")
         .unwrap_or_else(|| panic!("{case}: missing header-signed-request.txt"));
-    let req = parse_raw_request(&signed);
+    // Leaked so the parsed `Authorization` (which borrows the headers) can be returned with it.
+    let req: &'static ParsedRequest = Box::leak(Box::new(parse_raw_request(&signed)));
     let auth = parse_authorization(&req.headers)
         .unwrap_or_else(|e| panic!("{case}: parse_authorization: {e}"));
 
@@ -199,8 +207,8 @@ fn check_vector(case: &str) -> (ParsedRequest, Authorization, String, String) {
         // The two old-format cases have no context; their scope is in the header.
         None => (
             EXAMPLE_SECRET.to_string(),
-            auth.region.clone(),
-            auth.service.clone(),
+            auth.region.to_string(),
+            auth.service.to_string(),
         ),
     };
     assert_eq!(auth.region, region, "{case}: region");
@@ -214,6 +222,19 @@ fn check_vector(case: &str) -> (ParsedRequest, Authorization, String, String) {
         &req.headers,
         &auth.signed_headers,
         &payload_hash,
+    );
+    // Verification hashes the same bytes as it writes them, never holding them.
+    assert_eq!(
+        canonical_request_hash(
+            &req.method,
+            &req.path,
+            req.query.as_deref(),
+            &req.headers,
+            &auth.signed_headers,
+            &payload_hash,
+        ),
+        <[u8; 32]>::from(Sha256::digest(&creq)),
+        "{case}: streamed canonical request"
     );
     let expected_creq =
         read_vector(case, "header-canonical-request.txt").expect("canonical request");
@@ -230,8 +251,19 @@ fn check_vector(case: &str) -> (ParsedRequest, Authorization, String, String) {
         let expected = expected.strip_suffix('\n').unwrap_or(&expected);
         assert_eq!(sts, expected, "{case}: string to sign");
     }
-    let key = signing_key(&secret, &auth.date, &auth.region, &auth.service);
+    let key = signing_key(&secret, auth.date, auth.region, auth.service);
     let sig = signature(&key, &sts);
+    let streamed = signature_of(
+        &key,
+        &amz_date,
+        [auth.date, auth.region, auth.service],
+        &Sha256::digest(&creq).into(),
+    );
+    assert_eq!(
+        sig.as_bytes(),
+        streamed.as_slice(),
+        "{case}: streamed signature"
+    );
     if let Some(expected) = read_vector(case, "header-signature.txt") {
         assert_eq!(sig, expected.trim(), "{case}: signature file");
     }
@@ -240,7 +272,7 @@ fn check_vector(case: &str) -> (ParsedRequest, Authorization, String, String) {
 
 fn vector_verify(
     req: &ParsedRequest,
-    auth: &Authorization,
+    auth: &Authorization<'_>,
     secret: &str,
     service: &str,
     required: &[&str],
@@ -322,7 +354,7 @@ fn vectors_match_byte_for_byte_and_verify() {
         let (req, auth, secret, service) = check_vector(case);
         if *case == "post-sts-header-after" {
             // The token was added after signing: our policy refuses an unsigned token.
-            let err = vector_verify(&req, &auth, &secret, &service, &["host", "x-amz-date"])
+            let err = vector_verify(req, &auth, &secret, &service, &["host", "x-amz-date"])
                 .expect_err("unsigned security token must be rejected");
             assert_eq!(
                 err,
@@ -332,7 +364,7 @@ fn vectors_match_byte_for_byte_and_verify() {
             );
             continue;
         }
-        vector_verify(&req, &auth, &secret, &service, &["host", "x-amz-date"])
+        vector_verify(req, &auth, &secret, &service, &["host", "x-amz-date"])
             .unwrap_or_else(|e| panic!("{case}: verify failed: {e}"));
 
         // The same request with one signature digit changed must fail.
@@ -342,13 +374,13 @@ fn vectors_match_byte_for_byte_and_verify() {
         } else {
             "0"
         };
-        bad.signature.replace_range(0..1, first);
-        let err = vector_verify(&req, &bad, &secret, &service, &["host", "x-amz-date"])
+        bad.signature.to_mut().replace_range(0..1, first);
+        let err = vector_verify(req, &bad, &secret, &service, &["host", "x-amz-date"])
             .expect_err("tampered signature");
         assert!(err.is_signature_mismatch(), "{case}: {err}");
 
         // And the production policy refuses them all: none signs x-amz-target.
-        let err = vector_verify(&req, &auth, &secret, &service, REQUIRED_SIGNED_HEADERS)
+        let err = vector_verify(req, &auth, &secret, &service, REQUIRED_SIGNED_HEADERS)
             .expect_err("x-amz-target is not signed in the vectors");
         assert_eq!(err.aws_code(), "InvalidSignatureException", "{case}");
     }
@@ -358,7 +390,7 @@ fn vectors_match_byte_for_byte_and_verify() {
 fn vector_with_wrong_secret_fails() {
     let (req, auth, _secret, service) = check_vector("post-vanilla");
     let err = vector_verify(
-        &req,
+        req,
         &auth,
         "not-the-secret",
         &service,
@@ -530,14 +562,15 @@ fn well_formed_request_verifies() {
 
 #[test]
 fn parse_good_header() {
-    let auth = parse_authorization(&auth_headers(GOOD_AUTH)).expect("parse");
+    let headers = auth_headers(GOOD_AUTH);
+    let auth = parse_authorization(&headers).expect("parse");
     assert_eq!(
         auth,
         Authorization {
-            access_key_id: "AKID".into(),
-            date: "20150830".into(),
-            region: "us-east-1".into(),
-            service: "workmail".into(),
+            access_key_id: "AKID",
+            date: "20150830",
+            region: "us-east-1",
+            service: "workmail",
             signed_headers: vec!["host".into(), "x-amz-date".into(), "x-amz-target".into()],
             signature: "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b".into(),
         }
@@ -703,7 +736,7 @@ fn wrong_service() {
         invalid("Credential should be scoped to correct service: 'ses'. ")
     );
     let mut other = auth.clone();
-    other.service = "dynamodb".into();
+    other.service = "dynamodb";
     let err = verify(&req, &other, SECRET, "workmail", t0(), DEFAULT_MAX_SKEW).expect_err("svc");
     assert_eq!(
         err.message(),
@@ -967,10 +1000,11 @@ fn rotated_secret_does_not_hit_cache() {
 #[test]
 fn cache_is_bounded_and_cleared_when_full() {
     let cache = SigningKeyCache::new(3);
-    let auth = parse_authorization(&auth_headers(GOOD_AUTH)).expect("parse");
+    let headers = auth_headers(GOOD_AUTH);
+    let auth = parse_authorization(&headers).expect("parse");
     let key_for = |akid: &str| {
         let mut a = auth.clone();
-        a.access_key_id = akid.into();
+        a.access_key_id = akid;
         CacheKey::new(&a, SECRET)
     };
     for (i, akid) in ["a", "b", "c"].iter().enumerate() {
@@ -991,7 +1025,7 @@ fn cache_is_bounded_and_cleared_when_full() {
     assert_eq!(cache.get(&key_for("d")).map(|k| *k), Some([4; 32]));
     // Same key id, different secret: different entry.
     let mut a = auth.clone();
-    a.access_key_id = "d".into();
+    a.access_key_id = "d";
     assert!(cache.get(&CacheKey::new(&a, "other")).is_none());
 }
 
@@ -1012,7 +1046,7 @@ fn cached_and_uncached_keys_agree() {
 fn failed_verifications_do_not_fill_the_cache() {
     let (headers, body) = signed_request(|_, _| {});
     let mut auth = parse_authorization(&headers).expect("parse");
-    auth.access_key_id = "NEVER-VALID-KEY-ID".into();
+    auth.access_key_id = "NEVER-VALID-KEY-ID";
     let req = RequestToVerify {
         method: "POST",
         path: "/",
@@ -1037,7 +1071,7 @@ fn no_error_message_contains_the_secret() {
         headers: &headers,
         body: &body,
     };
-    let mut with = |req: &RequestToVerify<'_>, auth: &Authorization, service: &str, now| {
+    let mut with = |req: &RequestToVerify<'_>, auth: &Authorization<'_>, service: &str, now| {
         if let Err(e) = verify(req, auth, SECRET, service, now, DEFAULT_MAX_SKEW) {
             errors.push(e);
         }
@@ -1054,14 +1088,14 @@ fn no_error_message_contains_the_secret() {
     a.signed_headers.push("x-missing".into());
     with(&base, &a, "workmail", t0());
     let mut a = auth.clone();
-    a.date = "20240316".into();
+    a.date = "20240316";
     with(&base, &a, "workmail", t0());
     let mut a = auth.clone();
     a.signed_headers.retain(|h| h != "host");
     with(&base, &a, "workmail", t0());
     // The secret itself placed where an echo could pick it up.
     let mut a = auth.clone();
-    a.signed_headers.push(SECRET.to_ascii_lowercase());
+    a.signed_headers.push(SECRET.to_ascii_lowercase().into());
     with(&base, &a, "workmail", t0());
     for value in [
         format!(
@@ -1325,13 +1359,14 @@ proptest! {
             headers.insert("x-amz-content-sha256", v);
         }
         let _ = parse_authorization(&headers);
+        let date = String::from_utf8_lossy(date_value.get(..8).unwrap_or_default()).into_owned();
         let auth = Authorization {
-            access_key_id: "AKID".into(),
-            date: String::from_utf8_lossy(date_value.get(..8).unwrap_or_default()).into_owned(),
-            region: "us-east-1".into(),
-            service: "workmail".into(),
-            signed_headers: signed.split(';').map(str::to_ascii_lowercase).collect(),
-            signature: String::from_utf8_lossy(&auth_value).into_owned(),
+            access_key_id: "AKID",
+            date: &date,
+            region: "us-east-1",
+            service: "workmail",
+            signed_headers: signed.split(';').map(|h| h.to_ascii_lowercase().into()).collect(),
+            signature: String::from_utf8_lossy(&auth_value).into_owned().into(),
         };
         let req = RequestToVerify { method: &method, path: &path, query: query.as_deref(), headers: &headers, body: &body };
         let now = UNIX_EPOCH.checked_add(Duration::from_secs(now_secs)).unwrap_or(UNIX_EPOCH);

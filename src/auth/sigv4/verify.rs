@@ -8,8 +8,8 @@ use subtle::ConstantTimeEq;
 use time::{Date, Month, Time, UtcDateTime};
 use zeroize::Zeroizing;
 
-use super::cache::{CacheKey, SIGNING_KEY_CACHE};
-use super::canonical::{canonical_request, signature, signing_key, string_to_sign};
+use super::cache::{KeyRef, SIGNING_KEY_CACHE, SigningSecret};
+use super::canonical::{canonical_request_hash, signature_of, signing_key};
 use super::{
     Authorization, CONTENT_SHA256, REQUIRED_SIGNED_HEADERS, SECURITY_TOKEN,
     SIGNATURE_MISMATCH_MESSAGE, SigV4Error, X_AMZ_DATE, echo, incomplete, invalid,
@@ -53,7 +53,7 @@ pub struct RequestToVerify<'a> {
 /// Never panics.
 pub fn verify(
     req: &RequestToVerify<'_>,
-    auth: &Authorization,
+    auth: &Authorization<'_>,
     secret_access_key: &str,
     expected_service: &str,
     now: SystemTime,
@@ -70,12 +70,52 @@ pub fn verify(
     )
 }
 
+/// [`verify`] with the secret loaded once ([`SigningSecret`]: its cache fingerprint is not recomputed per request).
+pub fn verify_secret(
+    req: &RequestToVerify<'_>,
+    auth: &Authorization<'_>,
+    secret: &SigningSecret,
+    expected_service: &str,
+    now: SystemTime,
+    max_skew: Duration,
+) -> Result<(), SigV4Error> {
+    check(
+        req,
+        auth,
+        secret,
+        expected_service,
+        now,
+        max_skew,
+        REQUIRED_SIGNED_HEADERS,
+    )
+}
+
 /// [`verify`] with a custom list of headers that must be signed. The test vectors sign only
 /// `host;x-amz-date`, so they need this; production code uses [`verify`].
 pub(super) fn verify_with_required(
     req: &RequestToVerify<'_>,
-    auth: &Authorization,
+    auth: &Authorization<'_>,
     secret_access_key: &str,
+    expected_service: &str,
+    now: SystemTime,
+    max_skew: Duration,
+    required_signed: &[&str],
+) -> Result<(), SigV4Error> {
+    check(
+        req,
+        auth,
+        &SigningSecret::new(secret_access_key),
+        expected_service,
+        now,
+        max_skew,
+        required_signed,
+    )
+}
+
+fn check(
+    req: &RequestToVerify<'_>,
+    auth: &Authorization<'_>,
+    secret: &SigningSecret,
     expected_service: &str,
     now: SystemTime,
     max_skew: Duration,
@@ -89,7 +129,7 @@ pub(super) fn verify_with_required(
     }
 
     // 2. Headers that must be covered by the signature.
-    let is_signed = |name: &str| auth.signed_headers.iter().any(|h| h == name);
+    let is_signed = |name: &str| auth.signed_headers.iter().any(|h| h.as_ref() == name);
     let token_present = req.headers.contains_key(SECURITY_TOKEN);
     let extra = if token_present {
         Some(SECURITY_TOKEN)
@@ -107,7 +147,7 @@ pub(super) fn verify_with_required(
 
     // 3. Every signed header must exist, or the client signed something we cannot see.
     for name in &auth.signed_headers {
-        if req.headers.get_all(name.as_str()).iter().next().is_none() {
+        if req.headers.get_all(name.as_ref()).iter().next().is_none() {
             return Err(incomplete(format!(
                 "'{}' is named as a SignedHeader, but it does not exist in the HTTP request.",
                 echo(name.as_bytes())
@@ -135,10 +175,10 @@ pub(super) fn verify_with_required(
         )));
     };
     // parse_amz_date accepted it, so it is 16 ASCII bytes.
-    let amz_date = String::from_utf8_lossy(date_bytes).into_owned();
+    let amz_date = std::str::from_utf8(date_bytes).unwrap_or_default();
 
     // 5. Scope date must be the day of X-Amz-Date.
-    if amz_date.get(..8) != Some(auth.date.as_str()) {
+    if amz_date.get(..8) != Some(auth.date) {
         return Err(invalid(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
             echo(auth.date.as_bytes()),
@@ -148,10 +188,13 @@ pub(super) fn verify_with_required(
     }
 
     // 6. Clock window.
-    check_skew(request_secs, &amz_date, now, max_skew)?;
+    check_skew(request_secs, amz_date, now, max_skew)?;
 
     // 7. Payload hash. We always sign the hash we compute ourselves; a declared hash must agree.
-    let payload_hash = hex::encode(Sha256::digest(req.body));
+    let mut payload_hash = [0u8; 64];
+    let _ = hex::encode_to_slice(Sha256::digest(req.body), &mut payload_hash);
+    // Hex digits are ASCII.
+    let payload_hash = std::str::from_utf8(&payload_hash).unwrap_or_default();
     let mut declared = req.headers.get_all(CONTENT_SHA256).iter();
     if let Some(value) = declared.next() {
         if declared.next().is_some() {
@@ -174,33 +217,37 @@ pub(super) fn verify_with_required(
     }
 
     // 8. Recompute and compare.
-    let creq = canonical_request(
+    let creq_hash = canonical_request_hash(
         req.method,
         req.path,
         req.query,
         req.headers,
         &auth.signed_headers,
-        &payload_hash,
+        payload_hash,
     );
-    let sts = string_to_sign(&amz_date, &auth.scope(), &creq);
-    let cache_key = CacheKey::new(auth, secret_access_key);
-    let cached = SIGNING_KEY_CACHE.get(&cache_key);
-    let key = match &cached {
-        Some(k) => Zeroizing::new(**k),
+    let cache_key = KeyRef::new(auth, secret.fingerprint());
+    let cached = SIGNING_KEY_CACHE.get_ref(cache_key);
+    let key = match cached.clone() {
+        Some(k) => k,
         None => Zeroizing::new(signing_key(
-            secret_access_key,
-            &auth.date,
-            &auth.region,
-            &auth.service,
+            secret.expose(),
+            auth.date,
+            auth.region,
+            auth.service,
         )),
     };
-    let computed = signature(&key, &sts);
+    let computed = signature_of(
+        &key,
+        amz_date,
+        [auth.date, auth.region, auth.service],
+        &creq_hash,
+    );
     // Lengths may differ if a caller built `Authorization` by hand; ct_eq then returns false.
-    if bool::from(computed.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    if bool::from(computed.as_slice().ct_eq(auth.signature.as_bytes())) {
         // Only keys that produced a valid signature are cached, so unauthenticated clients cannot
         // fill (and keep clearing) the cache with made-up regions or dates.
         if cached.is_none() {
-            SIGNING_KEY_CACHE.insert(cache_key, key);
+            SIGNING_KEY_CACHE.insert(cache_key.into_owned(), key);
         }
         Ok(())
     } else {
@@ -231,23 +278,28 @@ fn check_skew(
             .unwrap_or(i64::MIN),
     };
     let skew = i64::try_from(max_skew.as_secs()).unwrap_or(i64::MAX);
-    let skew_text = if skew % 60 == 0 {
-        format!("{} min", skew / 60)
-    } else {
-        format!("{skew} sec")
+    // Only an error message needs it: built there, not on every request.
+    let skew_text = || {
+        if skew % 60 == 0 {
+            format!("{} min", skew / 60)
+        } else {
+            format!("{skew} sec")
+        }
     };
     if request_secs < now_secs.saturating_sub(skew) {
         return Err(invalid(format!(
-            "Signature expired: {amz_date} is now earlier than {} ({} - {skew_text}.)",
+            "Signature expired: {amz_date} is now earlier than {} ({} - {}.)",
             format_amz_date(now_secs.saturating_sub(skew)),
-            format_amz_date(now_secs)
+            format_amz_date(now_secs),
+            skew_text()
         )));
     }
     if request_secs > now_secs.saturating_add(skew) {
         return Err(invalid(format!(
-            "Signature not yet current: {amz_date} is still later than {} ({} + {skew_text}.)",
+            "Signature not yet current: {amz_date} is still later than {} ({} + {}.)",
             format_amz_date(now_secs.saturating_add(skew)),
-            format_amz_date(now_secs)
+            format_amz_date(now_secs),
+            skew_text()
         )));
     }
     Ok(())
