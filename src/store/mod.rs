@@ -63,7 +63,7 @@ pub struct VerifyRecord {
 }
 
 /// A page of stored token summaries (the wire form of `PersonalAccessTokenSummary`), appended to a response buffer.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SummaryPage {
     /// The buffer handed in, with the page's summaries appended, separated by commas.
     pub body: Vec<u8>,
@@ -73,6 +73,45 @@ pub struct SummaryPage {
     pub has_more: bool,
     /// The position of the last appended row.
     pub last: Option<Cursor>,
+}
+
+impl SummaryPage {
+    /// An empty page over `body` (which may already hold the start of the answer).
+    pub(crate) fn new(body: Vec<u8>) -> Self {
+        Self {
+            body,
+            ..Self::default()
+        }
+    }
+
+    /// Appends a row read in page order (its position and stored summary); a row beyond `limit` only says that more
+    /// exist. `false` once the page is complete: the caller stops reading. The last position is kept in one reused
+    /// cursor, so nothing is allocated per row.
+    pub(crate) fn push(&mut self, limit: usize, created_ms: i64, id: &str, summary: &[u8]) -> bool {
+        if self.count == limit {
+            self.has_more = true;
+            return false;
+        }
+        if self.count > 0 {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(summary);
+        let last = self.last.get_or_insert_with(|| Cursor {
+            created_ms,
+            id: String::new(),
+        });
+        last.created_ms = created_ms;
+        last.id.clear();
+        last.id.push_str(id);
+        self.count += 1;
+        true
+    }
+
+    /// Forgets every row appended after the first `start` bytes of the body (a retried read starts again).
+    pub(crate) fn restart(&mut self, start: usize) {
+        self.body.truncate(start);
+        (self.count, self.has_more, self.last) = (0, false, None);
+    }
 }
 
 /// Rows written together by bulk seeding.

@@ -27,7 +27,7 @@ use tokio_postgres::{NoTls, Row};
 use super::executor::Executor;
 use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
-use crate::domain::{Cursor, Organization};
+use crate::domain::Organization;
 
 /// Versioned migrations, applied in order at open.
 pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("postgres":
@@ -429,32 +429,22 @@ async fn query<T>(
     Ok(rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?)
 }
 
-/// Appends the stored summaries of a page (at most `limit`) to `out`; returns how many, whether a row follows and
-/// the position of the last one appended.
+/// Appends the stored summaries of a page to `page`.
 async fn summary_page(
     c: &impl GenericClient,
     sql: Stmt,
     args: &[Param],
     limit: usize,
-    out: &mut Vec<u8>,
-) -> Attempt<(usize, bool, Option<Cursor>)> {
+    page: &mut SummaryPage,
+) -> Attempt<()> {
     let stmt = c.prepare_cached(sql.postgres).await?;
-    let rows = c.query(&stmt, &refs(args)).await?;
-    let page = &rows[..rows.len().min(limit)];
-    for (i, row) in page.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    for row in c.query(&stmt, &refs(args)).await? {
+        let summary = row.try_get::<_, &str>(2)?.as_bytes();
+        if !page.push(limit, row.try_get(0)?, row.try_get(1)?, summary) {
+            break;
         }
-        out.extend_from_slice(row.try_get::<_, &str>(2)?.as_bytes());
     }
-    let last = match page.last() {
-        Some(row) => Some(Cursor {
-            created_ms: row.try_get(0)?,
-            id: row.try_get(1)?,
-        }),
-        None => None,
-    };
-    Ok((page.len(), rows.len() > limit, last))
+    Ok(())
 }
 
 #[async_trait]
@@ -467,20 +457,15 @@ impl Executor for PostgresStore {
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError> {
         let start = body.len();
-        let mut body = Some(body);
+        let mut page = Some(SummaryPage::new(body));
         run!(self, true, |c| {
             // A retry starts again from the buffer as it was handed in.
-            let mut out = body.take().unwrap_or_default();
-            out.truncate(start);
+            let mut out = page.take().unwrap_or_default();
+            out.restart(start);
             match summary_page(&c, sql, &args, limit, &mut out).await {
-                Ok((count, has_more, last)) => Ok(SummaryPage {
-                    body: out,
-                    count,
-                    has_more,
-                    last,
-                }),
+                Ok(()) => Ok(out),
                 Err(e) => {
-                    body = Some(out);
+                    page = Some(out);
                     Err(e)
                 }
             }

@@ -16,7 +16,7 @@ use rusqlite::{Connection, Row, ToSql, params, params_from_iter};
 use super::executor::Executor;
 use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
-use crate::domain::{Cursor, Organization};
+use crate::domain::Organization;
 
 /// Versioned migrations, applied in order at open.
 pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("sqlite":
@@ -240,50 +240,26 @@ fn query<T>(
     Ok(out)
 }
 
-/// Appends the stored summaries of a page to `body`: the bytes are copied straight from SQLite's row buffer, and the
-/// last row's position is kept in one reused cursor (no allocation per row).
+/// Appends the stored summaries of a page to `body`, copied straight from SQLite's row buffer.
 fn summary_page(
     conn: &Connection,
     sql: Stmt,
     args: &[Param],
     limit: usize,
-    mut body: Vec<u8>,
+    body: Vec<u8>,
 ) -> Result<SummaryPage, StoreError> {
     let mut stmt = conn.prepare_cached(sql.sqlite).map_err(backend)?;
     let mut rows = stmt.query(params_from_iter(args)).map_err(backend)?;
-    let (mut count, mut has_more, mut last) = (0, false, None::<Cursor>);
+    let mut page = SummaryPage::new(body);
     while let Some(row) = rows.next().map_err(backend)? {
-        if count == limit {
-            has_more = true;
+        let column = |i| row.get_ref(i).map_err(backend);
+        let id = column(1)?.as_str().map_err(backend)?;
+        let summary = column(2)?.as_bytes().map_err(backend)?;
+        if !page.push(limit, row.get(0).map_err(backend)?, id, summary) {
             break;
         }
-        if count > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(
-            row.get_ref(2)
-                .and_then(|v| Ok(v.as_bytes()?))
-                .map_err(backend)?,
-        );
-        let id = row
-            .get_ref(1)
-            .and_then(|v| Ok(v.as_str()?))
-            .map_err(backend)?;
-        let cursor = last.get_or_insert_with(|| Cursor {
-            created_ms: 0,
-            id: String::new(),
-        });
-        cursor.created_ms = row.get(0).map_err(backend)?;
-        cursor.id.clear();
-        cursor.id.push_str(id);
-        count += 1;
     }
-    Ok(SummaryPage {
-        body,
-        count,
-        has_more,
-        last,
-    })
+    Ok(page)
 }
 
 /// Fills the summary of every row written before summaries were stored (right after the migration that added them).
