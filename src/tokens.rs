@@ -12,7 +12,7 @@ use crate::domain::{Organization, PatStatus, PersonalAccessToken, Session, User,
 use crate::ops::validate;
 use crate::secrets::{self, PatSecret};
 use crate::state::AppState;
-use crate::store::{AttemptRequest, AttemptWindow, SharedAttempt, StoreError};
+use crate::store::{AttemptRequest, AttemptWindow, SharedAttempt, StoreError, VerifyRecord};
 use crate::throttle::{Attempt, Limited};
 
 /// Why a self-service request was refused.
@@ -371,19 +371,41 @@ pub async fn verify(
         // A mail server always knows which service it asks for; without a scope any token would do.
         Ok(Outcome::Refused)
     } else {
-        let resolved = crate::login::resolve(app, request.org_id, request.username).await?;
-        let subject = attempt_subject(
-            &resolved.scope,
-            resolved.user.as_ref().map(|u| u.id.as_str()),
-            request.username,
-        );
+        // One read: the token, its owner, its organization and the PAT configuration.
+        let record = match PatSecret::parse(request.token) {
+            Some(secret) => app.store.verify_lookup(secret.digest(&app.pepper)).await?,
+            None => None,
+        };
+        let login = request.username.to_ascii_lowercase();
+        // When the organization is named and the login is the token owner's id, name or email, the owner is the
+        // user the login means (an id first, then names and emails: a token's owner is never DELETED), so the
+        // attempt is counted under her without resolving the login again.
+        let owner_named = record.as_ref().and_then(|r| {
+            (request.org_id == Some(r.token.org_id.as_str())
+                && names_owner(r, request.username, &login))
+            .then_some(r)
+        });
+        let (subject, org_id, alias_owner) = match owner_named {
+            Some(r) => (
+                attempt_subject(&r.token.org_id, Some(&r.user_id), request.username),
+                Some(r.token.org_id.clone()),
+                None,
+            ),
+            None => {
+                let resolved = crate::login::resolve(app, request.org_id, request.username).await?;
+                let user_id = resolved.user.map(|u| u.id);
+                let subject =
+                    attempt_subject(&resolved.scope, user_id.as_deref(), request.username);
+                (subject, resolved.org_id, user_id)
+            }
+        };
         limited_attempt(
             app,
             &subject,
             request.client,
             request.reported,
             Sharing::PerReplica,
-            verify_token(app, request, &resolved),
+            verify_token(app, request, &login, record, org_id, alias_owner),
         )
         .await
     };
@@ -397,21 +419,29 @@ pub async fn verify(
     outcome
 }
 
+/// Whether the login (`lower`: lower-cased) is the token owner's id, name or email.
+fn names_owner(record: &VerifyRecord, login: &str, lower: &str) -> bool {
+    record.user_id == login
+        || record.user_name_key == lower
+        || record.user_email_key.as_deref() == Some(lower)
+}
+
+/// The checks of a use on the looked-up `record`, in the organization the login resolved to (`org_id`);
+/// `alias_owner` is the user the login resolved to when it does not name the owner directly (an alias).
 async fn verify_token(
     app: &AppState,
     request: &VerifyRequest<'_>,
-    resolved: &crate::login::Resolved,
+    login: &str,
+    record: Option<VerifyRecord>,
+    org_id: Option<String>,
+    alias_owner: Option<String>,
 ) -> Result<Option<Verified>, StoreError> {
-    let Some(secret) = PatSecret::parse(request.token) else {
-        return Ok(None);
-    };
-    // One read: the token, its owner, its organization and the PAT configuration.
-    let Some(record) = app.store.verify_lookup(secret.digest(&app.pepper)).await? else {
+    let Some(record) = record else {
         return Ok(None);
     };
     let token = &record.token;
     let now: Millis = app.clock.now_ms();
-    if resolved.org_id.as_deref() != Some(token.org_id.as_str()) || now >= token.expires_ms {
+    if org_id.as_deref() != Some(token.org_id.as_str()) || now >= token.expires_ms {
         return Ok(None);
     }
     if let Some(s) = request.scope
@@ -421,14 +451,8 @@ async fn verify_token(
     }
     // The login name must be the owner's id, name or email: a valid token never logs in as someone else.
     // (An alias resolves to its owner too.)
-    let login = request.username.to_ascii_lowercase();
-    let owner = record.user_id == request.username
-        || record.user_name_key == login
-        || record.user_email_key.as_deref() == Some(login.as_str())
-        || (resolved
-            .user
-            .as_ref()
-            .is_some_and(|u| u.id == record.user_id)
+    let owner = names_owner(&record, request.username, login)
+        || (alias_owner.as_deref() == Some(record.user_id.as_str())
             && crate::login::is_address_of(app, &record.user_id, request.username).await?);
     if !owner
         || record.user_state != UserState::Enabled
@@ -454,7 +478,7 @@ async fn verify_token(
         Some(_) => {}
     }
     Ok(Some(Verified {
-        org_id: record.token.org_id.clone(),
+        org_id: record.token.org_id,
         user_id: record.user_id,
         token_id: record.token.id,
     }))
