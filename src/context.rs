@@ -3,7 +3,6 @@
 //! whose [`BodyError`] each router maps to its own wire error) and the plain 404. Routers (`protocol`, `web`,
 //! `admin`, `guard`) import from here, never from `server`, which imports the routers.
 
-use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 
@@ -98,11 +97,15 @@ impl BodyError {
 
 /// Reads the whole body, refusing early (on `Content-Length`) or as soon as it passes `limit` bytes. SigV4 signs
 /// the body hash and every body here is small JSON, so bodies are buffered; the cap keeps that bounded.
-pub async fn read_body(
-    body: Body,
+pub async fn read_body<B>(
+    body: B,
     headers: &HeaderMap,
     limit: usize,
-) -> Result<bytes::Bytes, BodyError> {
+) -> Result<bytes::Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -111,17 +114,12 @@ pub async fn read_body(
     {
         return Err(BodyError::TooLarge { limit });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let is_limit = std::error::Error::source(&e)
-            .map(|s| s.is::<http_body_util::LengthLimitError>())
-            .unwrap_or(false)
-            || e.to_string().contains("length limit");
-        if is_limit {
-            BodyError::TooLarge { limit }
-        } else {
-            BodyError::Unreadable
-        }
-    })
+    let limited = http_body_util::Limited::new(body, limit);
+    match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
+        Err(_) => Err(BodyError::Unreadable),
+    }
 }
 
 /// The answer to an unknown path (also what `/metrics` looks like where it is not served).

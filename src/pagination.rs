@@ -112,29 +112,60 @@ impl TokenSealer {
     }
 
     /// Makes the NextToken that continues after `last`.
-    ///
-    /// The token is `VERSION || nonce || ciphertext || tag`, encrypted in place in the one buffer it is encoded from.
     pub fn seal(&self, scope: &TokenScope<'_>, last: &Cursor, now_ms: Millis) -> String {
+        let mut out = Vec::new();
+        self.seal_into(scope, last, now_ms, &mut out);
+        // base64url is ASCII.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the NextToken that continues after `last` to `out` (a response being written: issue 14).
+    ///
+    /// The token is `VERSION || nonce || ciphertext || tag`, encrypted in place in one buffer (on the stack unless
+    /// the position's id is long) and encoded straight into `out`.
+    pub fn seal_into(
+        &self,
+        scope: &TokenScope<'_>,
+        last: &Cursor,
+        now_ms: Millis,
+        out: &mut Vec<u8>,
+    ) {
+        // A random 192-bit nonce from the thread's CSPRNG (ChaCha, seeded and reseeded from the OS): no system call
+        // per token, and no realistic chance of a repeat.
         let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        rand::thread_rng().fill_bytes(&mut nonce);
         let start = 1 + NONCE_LEN;
-        let mut out = Vec::with_capacity(start + 16 + last.id.len() + TAG_LEN);
-        out.push(VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&now_ms.to_be_bytes());
-        out.extend_from_slice(&last.created_ms.to_be_bytes());
-        out.extend_from_slice(last.id.as_bytes());
+        let end = start + 16 + last.id.len();
+        let len = end + TAG_LEN;
+        let mut stack = [0u8; 256];
+        let mut heap;
+        let raw: &mut [u8] = match stack.get_mut(..len) {
+            Some(raw) => raw,
+            None => {
+                heap = vec![0u8; len];
+                &mut heap
+            }
+        };
+        raw[0] = VERSION;
+        raw[1..start].copy_from_slice(&nonce);
+        raw[start..start + 8].copy_from_slice(&now_ms.to_be_bytes());
+        raw[start + 8..start + 16].copy_from_slice(&last.created_ms.to_be_bytes());
+        raw[start + 16..end].copy_from_slice(last.id.as_bytes());
         let tag = scope
             .with_associated_data(|ad| {
                 self.cipher.encrypt_in_place_detached(
                     XNonce::from_slice(&nonce),
                     ad,
-                    &mut out[start..],
+                    &mut raw[start..end],
                 )
             })
             .expect("XChaCha20-Poly1305 encryption of a short message cannot fail");
-        out.extend_from_slice(&tag);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+        raw[end..].copy_from_slice(&tag);
+        let engine = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let at = out.len();
+        out.resize(at + base64::encoded_len(len, false).unwrap_or(0), 0);
+        let written = engine.encode_slice(&*raw, &mut out[at..]).unwrap_or(0);
+        out.truncate(at + written);
     }
 
     /// Opens a NextToken presented with a request of `scope`; any failure is the one InvalidParameterException.

@@ -84,8 +84,11 @@ struct RequestIdText([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl RequestIdText {
     fn new() -> Self {
+        // From the thread's CSPRNG rather than `Uuid::new_v4` (a `getrandom` system call per request).
+        let random: [u8; 16] = rand::Rng::r#gen(&mut rand::thread_rng());
+        let id = uuid::Builder::from_random_bytes(random).into_uuid();
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        id.hyphenated().encode_lower(&mut text);
         Self(text)
     }
 
@@ -109,15 +112,15 @@ impl std::fmt::Display for ClientIp {
 
 /// What [`request_context`] does, around `inner`, which gets the request, its id and its client address and
 /// answers with the response and the AWS operation it served (if any).
-async fn in_context<F, Fut>(
+async fn in_context<B, F, Fut>(
     shared: &Shared,
-    request: axum::extract::Request,
+    request: axum::http::Request<B>,
     peer: Option<std::net::SocketAddr>,
     timeout: std::time::Duration,
     inner: F,
 ) -> axum::response::Response
 where
-    F: FnOnce(axum::extract::Request, RequestIdText, Option<crate::client::ClientAddr>) -> Fut,
+    F: FnOnce(axum::http::Request<B>, RequestIdText, Option<crate::client::ClientAddr>) -> Fut,
     Fut: Future<Output = (axum::response::Response, Option<&'static str>)>,
 {
     use tracing::Instrument;
@@ -228,14 +231,13 @@ async fn serve_direct(
     peer: std::net::SocketAddr,
     timeout: std::time::Duration,
 ) -> axum::response::Response {
-    let request = request.map(axum::body::Body::new);
     let state = shared.clone();
     in_context(
         &shared,
         request,
         Some(peer),
         timeout,
-        move |mut request, id, addr| async move {
+        move |request, id, addr| async move {
             match which {
                 Direct::AwsApi => {
                     let client = addr.map(|a| a.client);
@@ -244,6 +246,7 @@ async fn serve_direct(
                     (response, Some(operation))
                 }
                 Direct::Verify => {
+                    let mut request = request.map(axum::body::Body::new);
                     if let Some(addr) = addr {
                         request.extensions_mut().insert(addr);
                     }

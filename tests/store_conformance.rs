@@ -79,6 +79,7 @@ conformance!(
     test_defect_10_nul_in_lookup_keys_matches_nothing,
     mail_domains_and_addresses_are_unique_and_released,
     stored_summaries_are_the_wire_form_of_their_tokens,
+    stored_summaries_are_read_only_for_an_active_organization_and_a_live_user_id,
     imported_organizations_keep_their_domains_and_addresses,
 );
 
@@ -1162,13 +1163,13 @@ async fn stored_summaries_are_the_wire_form_of_their_tokens(url: String, s: Arc<
     assert_eq!(all[1].last_used_ms, Some(1_700_000_100_123), "{url}");
     for t in &all {
         let stored = s
-            .get_personal_access_token_summary(&o.id, &t.id)
+            .get_personal_access_token_summary(&p, &o.id, &t.id)
             .await
             .unwrap();
         assert_eq!(stored.as_deref(), Some(t.summary_json().as_str()), "{url}");
     }
     assert_eq!(
-        s.get_personal_access_token_summary("m-00000000000000000000000000000000", &all[0].id)
+        s.get_personal_access_token_summary(&p, "m-00000000000000000000000000000000", &all[0].id)
             .await
             .unwrap(),
         None
@@ -1184,6 +1185,7 @@ async fn stored_summaries_are_the_wire_form_of_their_tokens(url: String, s: Arc<
             loop {
                 let page = s
                     .list_personal_access_token_summaries(
+                        &p,
                         &o.id,
                         user_id,
                         after.clone(),
@@ -1222,6 +1224,80 @@ async fn stored_summaries_are_the_wire_form_of_their_tokens(url: String, s: Arc<
             }
             assert_eq!(walked, expected, "{url}: page size {page_size}");
         }
+    }
+}
+
+/// Issue 14: the one read of a page or of a token's metadata also checks the organization's state in its
+/// partition and, for a filtered page, that the filter is the id of a user that is not DELETED. When a check fails
+/// the store answers nothing (the operation then finds out why); it never answers another partition's tokens or
+/// those of an organization that is not Active.
+async fn stored_summaries_are_read_only_for_an_active_organization_and_a_live_user_id(
+    url: String,
+    s: Arc<dyn Store>,
+) {
+    let p = partition("000000000000");
+    let elsewhere = Partition {
+        account: "000000000000".into(),
+        region: "eu-west-1".into(),
+    };
+    let mut leaving = org(&p, "leaving", 1);
+    leaving.state = org_state::DELETING.into();
+    let active = org(&p, "staying", 2);
+    for (i, o) in [&leaving, &active].into_iter().enumerate() {
+        s.create_organization(o.clone(), None).await.unwrap();
+        let mut u = user(&o.id, "ursula", 3);
+        u.email = Some(format!("ursula@{}", o.domains[0]));
+        s.create_user(u.clone()).await.unwrap();
+        let t = pat(&o.id, &u.id, 4);
+        s.insert_personal_access_token(t.clone(), digest(200 + i as u8))
+            .await
+            .unwrap();
+        let is_active = o.state == org_state::ACTIVE;
+        let page = |p: Partition, user: Option<String>| {
+            let s = s.clone();
+            let org_id = o.id.clone();
+            async move {
+                s.list_personal_access_token_summaries(
+                    &p,
+                    &org_id,
+                    user.as_deref(),
+                    None,
+                    10,
+                    Vec::new(),
+                )
+                .await
+                .unwrap()
+                .count
+            }
+        };
+        let want = usize::from(is_active);
+        assert_eq!(page(p.clone(), None).await, want, "{url}: {}", o.state);
+        assert_eq!(page(p.clone(), Some(u.id.clone())).await, want, "{url}");
+        // Only an id: a name or an address is resolved by the operation first.
+        assert_eq!(page(p.clone(), Some("ursula".into())).await, 0, "{url}");
+        assert_eq!(page(p.clone(), u.email.clone()).await, 0, "{url}");
+        assert_eq!(page(elsewhere.clone(), None).await, 0, "{url}");
+        assert_eq!(
+            page(elsewhere.clone(), Some(u.id.clone())).await,
+            0,
+            "{url}"
+        );
+        let summary = |p: Partition| {
+            let s = s.clone();
+            let (org_id, id) = (o.id.clone(), t.id.clone());
+            async move {
+                s.get_personal_access_token_summary(&p, &org_id, &id)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            summary(p.clone()).await,
+            is_active.then(|| t.summary_json()),
+            "{url}: {}",
+            o.state
+        );
+        assert_eq!(summary(elsewhere.clone()).await, None, "{url}");
     }
 }
 
@@ -1270,7 +1346,7 @@ async fn sqlite_fills_the_summaries_of_tokens_written_before_they_were_stored() 
     }
     let s = store::open(&format!("sqlite:{}", path.display())).unwrap();
     assert_eq!(
-        s.get_personal_access_token_summary(&o.id, &t.id)
+        s.get_personal_access_token_summary(&p, &o.id, &t.id)
             .await
             .unwrap(),
         Some(t.summary_json())

@@ -18,18 +18,20 @@ pub struct Input {
 pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
     let org_id = validate::organization_id(&input.organization_id)?;
     let id = validate::personal_access_token_id(&input.personal_access_token_id)?;
-    check_active_org(ctx, org_id).await?;
+    // One read when the token exists: the store gives the summary only while the organization is Active. Without
+    // it, the organization is checked (its errors come first), and then the token does not exist.
     let summary = ctx
         .app
         .store
-        .get_personal_access_token_summary(org_id, id)
+        .get_personal_access_token_summary(&ctx.partition, org_id, id)
         .await
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            ServiceError::new(
-                ErrorCode::ResourceNotFoundException,
-                format!("Personal access token {id} does not exist"),
-            )
-        })?;
-    Ok(RawJson(summary.into_bytes()))
+        .map_err(store_error)?;
+    if let Some(summary) = summary {
+        return Ok(RawJson(summary.into_bytes()));
+    }
+    check_active_org(ctx, org_id).await?;
+    Err(ServiceError::new(
+        ErrorCode::ResourceNotFoundException,
+        format!("Personal access token {id} does not exist"),
+    ))
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Ctx, RawJson, check_active_org, resolve_live_user_id, store_error, validate};
 use crate::error::ServiceError;
-use crate::pagination::{TokenScope, next_token, open_cursor};
+use crate::pagination::{TokenScope, open_cursor};
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
@@ -22,7 +22,7 @@ pub struct Input {
 pub type Output = RawJson;
 
 /// Bytes of a summary, about (a page's answer is sized once for `limit` of them).
-const SUMMARY_BYTES: usize = 320;
+const SUMMARY_BYTES: usize = 400;
 const HEAD: &[u8] = b"{\"PersonalAccessTokenSummaries\":[";
 
 pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError> {
@@ -33,6 +33,21 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
     };
     let limit = validate::max_results(input.max_results)?;
     let token = validate::next_token(&input.next_token)?;
+    let now = ctx.app.clock.now_ms();
+    // One read answers a page that has rows: the store reads it only while the organization is Active and the
+    // filter is the id of a live user (the usual case: the ids a previous answer gave), which is all the checks
+    // below would establish. Anything else (no rows, a name or an address as the filter, a NextToken of another
+    // walk) takes the checked path, whose errors and their order are the operation's.
+    let quick = Page {
+        org_id,
+        user_id: user_ident,
+        token,
+        limit,
+        now,
+    };
+    if let Some(body) = quick.read(ctx, true).await? {
+        return Ok(body);
+    }
     check_active_org(ctx, org_id).await?;
     // The filter is resolved to the canonical user id before it is bound into the NextToken, so a walk started
     // with a username continues with the id and vice versa.
@@ -40,36 +55,72 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         Some(ident) => Some(resolve_live_user_id(ctx, org_id, ident).await?),
         None => None,
     };
-    let scope = TokenScope {
-        operation: "ListPersonalAccessTokens",
-        account: &ctx.partition.account,
-        region: &ctx.partition.region,
-        organization: org_id,
-        filter: user_id.as_deref().unwrap_or(""),
+    let checked = Page {
+        user_id: user_id.as_deref(),
+        ..quick
     };
-    let now = ctx.app.clock.now_ms();
-    let after = open_cursor(&ctx.app.sealer, &scope, now, token)?;
-    // The answer is written once into one buffer: the stored summaries of the page are copied into it as they are.
-    let mut body = Vec::with_capacity(HEAD.len() + limit * SUMMARY_BYTES + 256);
-    body.extend_from_slice(HEAD);
-    let page = ctx
-        .app
-        .store
-        .list_personal_access_token_summaries(org_id, user_id.as_deref(), after, limit, body)
-        .await
-        .map_err(store_error)?;
-    let mut body = page.body;
-    body.push(b']');
-    if let Some(token) = next_token(
-        &ctx.app.sealer,
-        &scope,
-        now,
-        page.has_more,
-        page.last.as_ref(),
-    ) {
-        body.extend_from_slice(b",\"NextToken\":");
-        serde_json::to_writer(&mut body, &token).map_err(ServiceError::internal)?;
+    // Not quick: an empty page is an answer too (so `None` does not occur).
+    checked
+        .read(ctx, false)
+        .await?
+        .ok_or_else(|| ServiceError::internal("no page"))
+}
+
+/// One page request: the organization, the (canonical, or as given) user filter and the position.
+#[derive(Clone, Copy)]
+struct Page<'a> {
+    org_id: &'a str,
+    user_id: Option<&'a str>,
+    token: Option<&'a str>,
+    limit: usize,
+    now: crate::clock::Millis,
+}
+
+impl Page<'_> {
+    /// The answer, or `None` when the store gave no row and `quick` is set (or the NextToken does not open in
+    /// `quick` mode): then the caller checks the organization and the user and asks again.
+    async fn read(&self, ctx: &Ctx<'_>, quick: bool) -> Result<Option<RawJson>, ServiceError> {
+        let scope = TokenScope {
+            operation: "ListPersonalAccessTokens",
+            account: &ctx.partition.account,
+            region: &ctx.partition.region,
+            organization: self.org_id,
+            filter: self.user_id.unwrap_or(""),
+        };
+        let after = match open_cursor(&ctx.app.sealer, &scope, self.now, self.token) {
+            Ok(after) => after,
+            Err(_) if quick => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // The answer is written once into one buffer: the stored summaries of the page are copied into it as they
+        // are.
+        let mut body = Vec::with_capacity(HEAD.len() + self.limit * SUMMARY_BYTES + 256);
+        body.extend_from_slice(HEAD);
+        let page = ctx
+            .app
+            .store
+            .list_personal_access_token_summaries(
+                &ctx.partition,
+                self.org_id,
+                self.user_id,
+                after,
+                self.limit,
+                body,
+            )
+            .await
+            .map_err(store_error)?;
+        if quick && page.count == 0 {
+            return Ok(None);
+        }
+        let mut body = page.body;
+        body.push(b']');
+        if let (true, Some(last)) = (page.has_more, &page.last) {
+            // base64url needs no JSON escaping.
+            body.extend_from_slice(b",\"NextToken\":\"");
+            ctx.app.sealer.seal_into(&scope, last, self.now, &mut body);
+            body.push(b'"');
+        }
+        body.push(b'}');
+        Ok(Some(RawJson(body)))
     }
-    body.push(b'}');
-    Ok(RawJson(body))
 }

@@ -68,12 +68,16 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
 
 /// Serves one AWS API request; answers with the response and the operation's name (`"unknown"` when the target
 /// was missing or unknown).
-pub async fn serve(
+pub async fn serve<B>(
     shared: &Shared,
-    request: Request,
+    request: axum::http::Request<B>,
     request_id: &str,
     client: Option<std::net::IpAddr>,
-) -> (Response, &'static str) {
+) -> (Response, &'static str)
+where
+    B: hyper::body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     // Accept-any checks no signature, so nothing else would stop a DNS-rebound page (crate::guard); refused before

@@ -28,7 +28,7 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     async fn summaries(
         &self,
         sql: Stmt,
-        args: Vec<Param>,
+        args: &[Arg<'_>],
         limit: usize,
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError>;
@@ -557,6 +557,7 @@ impl<E: Executor> Store for E {
 
     async fn list_personal_access_token_summaries(
         &self,
+        p: &Partition,
         org_id: &str,
         user_id: Option<&str>,
         after: Option<Cursor>,
@@ -564,17 +565,26 @@ impl<E: Executor> Store for E {
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError> {
         let (c_ms, c_id) = position(after);
-        let (page, args) = match user_id {
-            Some(u) => (
-                SUMMARIES_OF_USER,
-                args![org_id, u, c_ms, c_id, limit as i64 + 1],
-            ),
-            None => (
-                SUMMARIES_OF_ORG,
-                args![org_id, c_ms, c_id, limit as i64 + 1],
-            ),
+        let (org, account, region) = (
+            Arg::Text(org_id),
+            Arg::Text(&p.account),
+            Arg::Text(&p.region),
+        );
+        let (c_ms, c_id, n) = (Arg::Int(c_ms), Arg::Text(&c_id), Arg::Int(limit as i64 + 1));
+        let (page, by_user, by_org);
+        let args: &[Arg<'_>] = match user_id {
+            Some(u) => {
+                page = SUMMARIES_OF_USER;
+                by_user = [org, Arg::Text(u), c_ms, c_id, n, account, region];
+                &by_user
+            }
+            None => {
+                page = SUMMARIES_OF_ORG;
+                by_org = [org, c_ms, c_id, n, account, region];
+                &by_org
+            }
         };
-        if holds_nul(&args) {
+        if args.iter().any(|a| a.holds_nul()) {
             let empty = SummaryPage {
                 body,
                 count: 0,
@@ -588,11 +598,12 @@ impl<E: Executor> Store for E {
 
     async fn get_personal_access_token_summary(
         &self,
+        p: &Partition,
         org_id: &str,
         id: &str,
     ) -> Result<Option<String>, StoreError> {
-        let get = stmt!("SELECT summary FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2");
-        self.row(get, args![org_id, id], |r| r.text(0)).await
+        let args = args![org_id, id, p.account.as_str(), p.region.as_str()];
+        self.row(SUMMARY_OF_TOKEN, args, |r| r.text(0)).await
     }
 
     async fn get_personal_access_token(

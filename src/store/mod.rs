@@ -321,9 +321,12 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<PersonalAccessToken>, StoreError>;
     /// The same page as [`Store::list_personal_access_tokens`] (at most `limit` tokens), as the stored wire form of
-    /// each summary appended to `body`: one range scan whose stored bytes are copied, nothing decoded.
+    /// each summary appended to `body`: one range scan whose stored bytes are copied, nothing decoded. The page is
+    /// read, in the same statement, only while the organization is Active in partition `p` and (with `user_id`)
+    /// `user_id` is the id of a user that is not DELETED; otherwise it is empty (the caller tells why).
     async fn list_personal_access_token_summaries(
         &self,
+        p: &Partition,
         org_id: &str,
         user_id: Option<&str>,
         after: Option<Cursor>,
@@ -335,9 +338,11 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         org_id: &str,
         id: &str,
     ) -> Result<Option<PersonalAccessToken>, StoreError>;
-    /// The stored wire form of one token's summary (what [`PersonalAccessToken::summary_json`] gives).
+    /// The stored wire form of one token's summary (what [`PersonalAccessToken::summary_json`] gives), read in the
+    /// same statement as the organization's state: `None` unless the organization is Active in partition `p`.
     async fn get_personal_access_token_summary(
         &self,
+        p: &Partition,
         org_id: &str,
         id: &str,
     ) -> Result<Option<String>, StoreError>;

@@ -25,7 +25,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 
 use super::executor::Executor;
-use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
+use super::sql::{self, Arg, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
 use crate::domain::Organization;
 
@@ -407,7 +407,27 @@ impl ToSql for Param {
     to_sql_checked!();
 }
 
-fn refs(args: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+impl ToSql for Arg<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Arg::Text(s) => s.to_sql_checked(ty, out),
+            Arg::Int(i) => i.to_sql_checked(ty, out),
+        }
+    }
+
+    /// Any type, as for [`Param`].
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn refs<P: ToSql + Sync>(args: &[P]) -> Vec<&(dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
 }
 
@@ -433,7 +453,7 @@ async fn query<T>(
 async fn summary_page(
     c: &impl GenericClient,
     sql: Stmt,
-    args: &[Param],
+    args: &[Arg<'_>],
     limit: usize,
     page: &mut SummaryPage,
 ) -> Attempt<()> {
@@ -452,7 +472,7 @@ impl Executor for PostgresStore {
     async fn summaries(
         &self,
         sql: Stmt,
-        args: Vec<Param>,
+        args: &[Arg<'_>],
         limit: usize,
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError> {
@@ -462,7 +482,7 @@ impl Executor for PostgresStore {
             // A retry starts again from the buffer as it was handed in.
             let mut out = page.take().unwrap_or_default();
             out.restart(start);
-            match summary_page(&c, sql, &args, limit, &mut out).await {
+            match summary_page(&c, sql, args, limit, &mut out).await {
                 Ok(()) => Ok(out),
                 Err(e) => {
                     page = Some(out);

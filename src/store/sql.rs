@@ -181,7 +181,7 @@ pub const FIND_USER_KEY: Stmt = find_user!("id, state");
 /// plain text well.
 #[rustfmt::skip]
 macro_rules! token_page {
-    ($columns:expr, $index:literal, $filter:literal, $after:literal, $limit:literal) => { stmt!(
+    ($columns:expr, $index:literal, $filter:expr, $after:literal, $limit:literal) => { stmt!(
         concat!("SELECT ", $columns, " FROM personal_access_tokens INDEXED BY ", $index, " WHERE ", $filter,
                 " AND (created_ms, id) > (", $after, ") ORDER BY created_ms, id LIMIT ", $limit, " + 0"),
         concat!("SELECT ", $columns, " FROM personal_access_tokens WHERE ", $filter,
@@ -196,13 +196,56 @@ pub const PATS_OF_USER: Stmt =
 /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
 #[rustfmt::skip]
 pub const PATS_OF_ORG: Stmt = token_page!(pat_columns!(), "pats_org_page", "org_id = ?1", "?2, ?3", "?4");
-/// [`PATS_OF_USER`] with [`summary_columns`].
+/// The organization `?1` is Active in the partition (`account`, `region`) bound at `$a`, `$r`: an uncorrelated
+/// condition, which both databases evaluate once per statement (one index lookup), so a page or a summary and the
+/// organization's state are read by one statement in one read transaction.
 #[rustfmt::skip]
-pub const SUMMARIES_OF_USER: Stmt =
-    token_page!(summary_columns!(), "pats_user_page", "org_id = ?1 AND user_id = ?2", "?3, ?4", "?5");
-/// [`PATS_OF_ORG`] with [`summary_columns`].
+macro_rules! org_active {
+    ($a:literal, $r:literal) => {
+        concat!("EXISTS (SELECT 1 FROM organizations WHERE id = ?1 AND account = ", $a, " AND region = ", $r,
+                " AND state = 'Active')")
+    };
+}
+
+/// [`PATS_OF_USER`] with [`summary_columns`], only while the organization is Active in the partition (`?6`, `?7`)
+/// and `?2` is the id of a user that is not DELETED: what a list filtered by that user answers when it has rows.
 #[rustfmt::skip]
-pub const SUMMARIES_OF_ORG: Stmt = token_page!(summary_columns!(), "pats_org_page", "org_id = ?1", "?2, ?3", "?4");
+pub const SUMMARIES_OF_USER: Stmt = token_page!(summary_columns!(), "pats_user_page",
+    concat!("org_id = ?1 AND user_id = ?2 AND ", org_active!("?6", "?7"),
+            " AND EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND id = ?2 AND state <> 'DELETED')"),
+    "?3, ?4", "?5");
+/// [`PATS_OF_ORG`] with [`summary_columns`], only while the organization is Active in the partition (`?5`, `?6`).
+#[rustfmt::skip]
+pub const SUMMARIES_OF_ORG: Stmt = token_page!(summary_columns!(), "pats_org_page",
+    concat!("org_id = ?1 AND ", org_active!("?5", "?6")), "?2, ?3", "?4");
+/// One token's stored summary (`?1` org, `?2` id), only while the organization is Active in the partition (`?3`,
+/// `?4`).
+#[rustfmt::skip]
+pub const SUMMARY_OF_TOKEN: Stmt = stmt!(concat!(
+    "SELECT summary FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2 AND ", org_active!("?3", "?4")));
+
+/// A bound value borrowed from the caller, for the page read of the hot path ([`super::executor::Executor::summaries`]):
+/// the strings are bound where they are, not copied into [`Param`]s first (issue 14: allocations per request).
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl Arg<'_> {
+    /// The owned form, for a backend that must move the values to another thread.
+    pub fn to_param(self) -> Param {
+        match self {
+            Arg::Text(s) => Param::Text(s.to_owned()),
+            Arg::Int(i) => Param::Int(i),
+        }
+    }
+
+    /// Whether the value is text holding NUL, which no stored key holds (and PostgreSQL refuses).
+    pub fn holds_nul(self) -> bool {
+        matches!(self, Arg::Text(t) if t.contains('\0'))
+    }
+}
 
 /// A bound value, accepted by both drivers.
 #[derive(Debug, Clone)]

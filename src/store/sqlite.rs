@@ -14,7 +14,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, Row, ToSql, params, params_from_iter};
 
 use super::executor::Executor;
-use super::sql::{self, Decode, Param, SqlRow, Step, Stmt, args};
+use super::sql::{self, Arg, Decode, Param, SqlRow, Step, Stmt, args};
 use super::{Conflict, Idempotency, Idempotent, StoreError, SummaryPage};
 use crate::domain::Organization;
 
@@ -138,6 +138,14 @@ impl SqliteStore {
         if self.readers.is_empty() {
             return self.run(move |conn| f(conn)).await;
         }
+        self.on_reader(f)
+    }
+
+    /// Runs `f` inline on a free reader connection (there are readers: the store is a file).
+    fn on_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
         let n = self.readers.len();
         let start = self
             .next_reader
@@ -212,6 +220,15 @@ impl SqlRow for Row<'_> {
     sql::sql_row_getters!(get, backend);
 }
 
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Arg::Int(i) => ToSqlOutput::Owned(Value::Integer(i)),
+        })
+    }
+}
+
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
@@ -241,10 +258,10 @@ fn query<T>(
 }
 
 /// Appends the stored summaries of a page to `body`, copied straight from SQLite's row buffer.
-fn summary_page(
+fn summary_page<P: ToSql>(
     conn: &Connection,
     sql: Stmt,
-    args: &[Param],
+    args: &[P],
     limit: usize,
     body: Vec<u8>,
 ) -> Result<SummaryPage, StoreError> {
@@ -301,12 +318,18 @@ impl Executor for SqliteStore {
     async fn summaries(
         &self,
         sql: Stmt,
-        args: Vec<Param>,
+        args: &[Arg<'_>],
         limit: usize,
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError> {
-        self.read(move |conn| summary_page(conn, sql, &args, limit, body))
-            .await
+        if self.readers.is_empty() {
+            // In memory: the writer connection, on a blocking thread, which needs values of its own.
+            let args: Vec<Param> = args.iter().map(|a| a.to_param()).collect();
+            return self
+                .run(move |conn| summary_page(conn, sql, &args, limit, body))
+                .await;
+        }
+        self.on_reader(|conn| summary_page(conn, sql, args, limit, body))
     }
 
     async fn all<T: Send + 'static>(
