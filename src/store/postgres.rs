@@ -496,6 +496,33 @@ impl Executor for PostgresStore {
         })
     }
 
+    async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        // Pipelined: every statement is sent before the first answer is awaited (the answers come back in order),
+        // in one transaction. One round trip per statement was most of the time of a first import into
+        // PostgreSQL (two per user: the row and its address), each waiting for the server to be scheduled.
+        run!(self, false, |c| {
+            let tx = c.transaction().await?;
+            let mut prepared: Vec<(&str, tokio_postgres::Statement)> = Vec::new();
+            for (sql, _) in &steps {
+                if !prepared.iter().any(|(text, _)| *text == sql.postgres) {
+                    prepared.push((sql.postgres, tx.prepare_cached(sql.postgres).await?));
+                }
+            }
+            let params: Vec<_> = steps.iter().map(|(_, args)| refs(args)).collect();
+            let runs = steps.iter().zip(&params).map(|((sql, _), params)| {
+                let statement = prepared
+                    .iter()
+                    .find(|(text, _)| *text == sql.postgres)
+                    .map(|(_, s)| s)
+                    .expect("prepared above");
+                tx.execute(statement, params)
+            });
+            futures_util::future::try_join_all(runs).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     async fn create_org(
         &self,
         inserts: Vec<Step>,
