@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("postgres":
     4 => "0004_attempt_events.sql",
     5 => "0005_mail_domains.sql",
     6 => "0006_pat_summaries.sql",
+    7 => "0007_import_records.sql",
 );
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
