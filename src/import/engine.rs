@@ -99,19 +99,44 @@ impl Records {
 
     /// The target now holds `content` for this entity (written, updated or found equal to the source).
     fn keep(&mut self, kind: &'static str, org_id: &str, id: &str, content: &serde_json::Value) {
+        if let Some(record) = self.record(kind, org_id, id, content) {
+            self.written(&record);
+            self.pending.push(record);
+        }
+    }
+
+    /// The record of an entity whose content is `content`, unless the last one already says the same.
+    fn record(
+        &self,
+        kind: &'static str,
+        org_id: &str,
+        id: &str,
+        content: &serde_json::Value,
+    ) -> Option<ImportRecord> {
         let fingerprint = plan::fingerprint(content);
         if self.get(kind, id) == Some(fingerprint.as_str()) {
-            return;
+            return None;
         }
-        self.last
-            .insert((kind, id.to_string()), fingerprint.clone());
-        self.pending.push(ImportRecord {
+        Some(ImportRecord {
             kind: kind.to_string(),
             org_id: org_id.to_string(),
             entity_id: id.to_string(),
             fingerprint,
             imported_ms: crate::clock::Clock::real_now_ms(),
-        });
+        })
+    }
+
+    /// `record` is (or will be) the last one of its entity.
+    fn written(&mut self, record: &ImportRecord) {
+        let kind = match record.kind.as_str() {
+            "Organization" => "Organization",
+            "User" => "User",
+            "MailDomain" => "MailDomain",
+            "Configuration" => "Configuration",
+            _ => return,
+        };
+        self.last
+            .insert((kind, record.entity_id.clone()), record.fingerprint.clone());
     }
 }
 
@@ -204,14 +229,7 @@ impl Target<'_> {
                 .await
                 .map_err(err)?
             {
-                let kind = match r.kind.as_str() {
-                    "Organization" => "Organization",
-                    "User" => "User",
-                    "MailDomain" => "MailDomain",
-                    "Configuration" => "Configuration",
-                    _ => continue,
-                };
-                records.last.insert((kind, r.entity_id), r.fingerprint);
+                records.written(&r);
             }
         }
         let existing = self.organizations(&partition).await?;
@@ -710,7 +728,6 @@ impl OrgImport<'_> {
             }
         }
         for user in self.create_users(create, report).await? {
-            self.records.user(&user);
             kept.push((user, false));
         }
         self.target.flush(&mut self.records).await?;
@@ -750,25 +767,37 @@ impl OrgImport<'_> {
         }
     }
 
-    /// Writes new users: all in one transaction, or, when the target refuses that, one at a time (each refused
-    /// one is skipped). The users now in the target.
+    /// Writes new users: all in one transaction with the page's import records, or, when the target refuses
+    /// that, one at a time (each refused one is skipped). The users now in the target.
     async fn create_users(
-        &self,
+        &mut self,
         users: Vec<User>,
         report: &mut OrgReport,
     ) -> Result<Vec<User>, String> {
         if users.is_empty() {
             return Ok(users);
         }
-        if !self.target.dry_run {
+        if self.target.dry_run {
+            users.iter().for_each(|u| self.records.user(u));
+        } else {
+            let pending = std::mem::take(&mut self.records.pending);
+            let mut records = pending.clone();
+            records.extend(users.iter().filter_map(|u| {
+                self.records
+                    .record("User", &u.org_id, &u.id, &plan::user_content(u))
+            }));
             let batch = ImportBatch {
                 users: users.clone(),
+                records: records.clone(),
                 ..ImportBatch::default()
             };
             match self.app().store.import(batch).await {
-                Ok(()) => {}
+                Ok(()) => records.iter().for_each(|r| self.records.written(r)),
                 Err(StoreError::Conflict(_)) => {
-                    return self.create_users_one_by_one(users, report).await;
+                    self.records.pending = pending;
+                    let created = self.create_users_one_by_one(users, report).await?;
+                    created.iter().for_each(|u| self.records.user(u));
+                    return Ok(created);
                 }
                 Err(e) => return Err(e.to_string()),
             }

@@ -124,6 +124,8 @@ pub struct ImportBatch {
     pub tokens: Vec<(PersonalAccessToken, [u8; 32])>,
     /// Addresses (aliases) of users written earlier or in this batch; their domains must be registered.
     pub addresses: Vec<crate::mail::EmailAddress>,
+    /// Import records written with the rows (replacing those of the same entities).
+    pub records: Vec<ImportRecord>,
 }
 
 /// What an import last wrote of one entity (issue 16): a fingerprint of the content it compares, so that a later
@@ -481,6 +483,7 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         for (token, digest) in batch.tokens {
             self.insert_personal_access_token(token, digest).await?;
         }
+        self.put_import_records(batch.records).await?;
         for address in batch.addresses {
             if !self
                 .create_alias(address, crate::mail::MAX_ALIASES_PER_USER)

@@ -482,6 +482,19 @@ impl Executor for PostgresStore {
         run!(self, true, |c| { query(&c, sql, &args, decode).await })
     }
 
+    async fn all_planned<T: Send + 'static>(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        // An unnamed statement: planned with these values and the table as it is now, never cached.
+        run!(self, true, |c| {
+            let rows = c.query(sql.postgres, &refs(&args)).await?;
+            Ok(rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn write(&self, retry_safe: bool, steps: Vec<Step>) -> Result<u64, StoreError> {
         run!(self, retry_safe, |c| {
             if let [step] = steps.as_slice() {
