@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::auth::DEFAULT_ACCOUNT;
 use crate::clock::Millis;
 use crate::domain::{
-    Cursor, EpochSeconds, IdentityProviderConfiguration, Organization, Partition, PatStatus,
+    EpochSeconds, IdentityProviderConfiguration, Organization, Partition, PatStatus,
     PersonalAccessToken, User, UserFilter, UserProfile, UserState, org_state,
 };
 use crate::ops::{self, Ctx, validate};
+use crate::pagination::Keyed;
 use crate::secrets::{PatSecret, hash_password};
 use crate::state::AppState;
 use crate::store::ImportBatch;
@@ -146,10 +147,7 @@ async fn find_live_org(
         let Some(last) = page.last() else {
             return Ok(None);
         };
-        after = Some(Cursor {
-            created_ms: last.created_ms,
-            id: last.id.clone(),
-        });
+        after = Some(last.cursor());
     }
 }
 
@@ -556,7 +554,9 @@ pub async fn generate(
 
 /// The whole state as JSON: organizations with their configuration, users and token metadata, every field with its
 /// id, so that `seed` restores the same state from it ([`crate::import::dump`]). Never a secret, a password hash
-/// or a token digest.
+/// or a token digest. Nor the import records (`Store::import_records`): they are this store's bookkeeping of what
+/// it imported from its source, not state the API shows; a store restored from a dump records what its restore
+/// wrote, and a later import into it compares with that.
 pub async fn dump(app: &AppState) -> Result<serde_json::Value, String> {
     let err = |e: crate::store::StoreError| e.to_string();
     let mut out = Vec::new();
@@ -569,10 +569,7 @@ pub async fn dump(app: &AppState) -> Result<serde_json::Value, String> {
                 .await
                 .map_err(err)?;
             let Some(last) = orgs.last() else { break };
-            after = Some(Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            });
+            after = Some(last.cursor());
             for org in &orgs {
                 out.push(dump_org(app, org).await?);
             }
@@ -606,10 +603,7 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
             .await
             .map_err(err)?;
         let Some(last) = page.last() else { break };
-        after = Some(Cursor {
-            created_ms: last.created_ms,
-            id: last.id.clone(),
-        });
+        after = Some(last.cursor());
         for u in page {
             let aliases = dump_aliases(app, &u).await?;
             let p = &u.profile;
@@ -652,10 +646,7 @@ async fn dump_org(app: &AppState, org: &Organization) -> Result<serde_json::Valu
             .await
             .map_err(err)?;
         let Some(last) = page.last() else { break };
-        after = Some(Cursor {
-            created_ms: last.created_ms,
-            id: last.id.clone(),
-        });
+        after = Some(last.cursor());
         for t in &page {
             tokens.push(
                 serde_json::to_value(crate::model::PatSummary::from(t))
@@ -699,10 +690,7 @@ async fn dump_mail_domains(
             .await
             .map_err(|e| e.to_string())?;
         let Some(last) = page.last() else { break };
-        after = Some(Cursor {
-            created_ms: last.created_ms,
-            id: last.domain.clone(),
-        });
+        after = Some(last.cursor());
         for d in page {
             let records: Vec<_> = d
                 .records()
@@ -737,10 +725,7 @@ async fn dump_aliases(app: &AppState, user: &crate::domain::User) -> Result<Vec<
             .await
             .map_err(|e| e.to_string())?;
         let Some(last) = page.last() else { break };
-        after = Some(Cursor {
-            created_ms: last.created_ms,
-            id: last.key(),
-        });
+        after = Some(last.cursor());
         out.extend(page.into_iter().map(|a| a.address));
     }
     Ok(out)

@@ -81,6 +81,7 @@ conformance!(
     stored_summaries_are_the_wire_form_of_their_tokens,
     stored_summaries_are_read_only_for_an_active_organization_and_a_live_user_id,
     imported_organizations_keep_their_domains_and_addresses,
+    import_records_and_updates_of_imported_entities,
 );
 
 fn partition(account: &str) -> Partition {
@@ -1325,7 +1326,7 @@ async fn sqlite_fills_the_summaries_of_tokens_written_before_they_were_stored() 
             "CREATE TABLE pats_v4 AS SELECT id, org_id, user_id, name, scopes, created_ms, last_used_ms, \
              expires_ms, secret_hash FROM personal_access_tokens; \
              DROP TABLE personal_access_tokens; ALTER TABLE pats_v4 RENAME TO personal_access_tokens; \
-             DELETE FROM schema_migrations WHERE version >= 5;",
+             DROP TABLE import_records; DELETE FROM schema_migrations WHERE version >= 5;",
         )
         .unwrap();
         conn.execute(
@@ -1497,4 +1498,110 @@ async fn imported_organizations_keep_their_domains_and_addresses(url: String, s:
             .is_none(),
         "{url}"
     );
+}
+
+/// Issue 16: import records are replaced per entity; an imported user takes the source's content, a disabled one
+/// losing her addresses and sessions' generation, a new primary address replacing the old; a domain takes its new
+/// verification state.
+async fn import_records_and_updates_of_imported_entities(url: String, s: Arc<dyn Store>) {
+    use workmail_pat::mail::{EmailAddress, MailDomain, Verification};
+    use workmail_pat::store::ImportRecord;
+    let p = partition("555555555555");
+    let mut o = org(&p, "rec", 10);
+    o.domains.clear();
+    let test = MailDomain::new(&o, "rec.awsapps.com", true, true, 10);
+    let pending = MailDomain::new(&o, "rec.example.org", false, false, 11);
+    s.create_organization_with_domains(o.clone(), vec![test, pending.clone()])
+        .await
+        .unwrap();
+    let record = |kind: &str, id: &str, fingerprint: &str| ImportRecord {
+        kind: kind.into(),
+        org_id: o.id.clone(),
+        entity_id: id.into(),
+        fingerprint: fingerprint.into(),
+        imported_ms: 5,
+    };
+    s.put_import_records(vec![
+        record("User", "u1", "a"),
+        record("MailDomain", "d", "b"),
+    ])
+    .await
+    .unwrap();
+    s.put_import_records(vec![record("User", "u1", "c")])
+        .await
+        .unwrap();
+    let mut got = s.import_records(&o.id).await.unwrap();
+    got.sort_by(|a, b| a.kind.cmp(&b.kind));
+    assert_eq!(
+        got,
+        vec![record("MailDomain", "d", "b"), record("User", "u1", "c")],
+        "{url}"
+    );
+    assert!(s.import_records("m-none").await.unwrap().is_empty());
+
+    let mut before = user(&o.id, "ann", 20);
+    before.state = UserState::Enabled;
+    before.email = Some("ann@rec.awsapps.com".into());
+    // Written with her primary address, as an import writes her.
+    s.create_user(before.clone()).await.unwrap();
+    let alias = EmailAddress {
+        org_id: o.id.clone(),
+        entity_id: before.id.clone(),
+        address: "ann2@rec.awsapps.com".into(),
+        is_primary: false,
+        created_ms: 21,
+    };
+    assert!(s.create_alias(alias, 100).await.unwrap());
+    // A new display name and a former alias as primary address.
+    let mut after = before.clone();
+    after.profile.display_name = "Ann at the source".into();
+    after.email = Some("ann2@rec.awsapps.com".into());
+    s.update_imported_user(&before, &after).await.unwrap();
+    let now = s.find_user(&o.id, &before.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.profile.display_name.as_str(), now.email.as_deref()),
+        ("Ann at the source", Some("ann2@rec.awsapps.com")),
+        "{url}"
+    );
+    let primary = s
+        .find_address(&o.id, "ann2@rec.awsapps.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(primary.is_primary, "{url}");
+    assert!(
+        s.find_address(&o.id, "ann@rec.awsapps.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Disabled at the source: no email, no address.
+    let mut disabled = now.clone();
+    disabled.state = UserState::Disabled;
+    disabled.email = None;
+    disabled.disabled_ms = Some(30);
+    s.update_imported_user(&now, &disabled).await.unwrap();
+    let now = s.find_user(&o.id, &before.id).await.unwrap().unwrap();
+    assert_eq!((now.state, now.email), (UserState::Disabled, None), "{url}");
+    assert!(
+        s.find_address(&o.id, "ann2@rec.awsapps.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut verified = pending.clone();
+    verified.ownership = Verification::Verified;
+    verified.dkim = Verification::Verified;
+    s.update_imported_mail_domain(&verified).await.unwrap();
+    assert_eq!(
+        s.get_mail_domain(&o.id, "rec.example.org").await.unwrap(),
+        Some(verified),
+        "{url}"
+    );
+    let mut renamed = o.clone();
+    renamed.alias = "rec-renamed".into();
+    s.update_imported_organization(&renamed).await.unwrap();
+    let found = s.find_organization(&o.id).await.unwrap().unwrap();
+    assert_eq!(found.alias, "rec-renamed", "{url}");
 }

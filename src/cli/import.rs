@@ -33,7 +33,7 @@ pub struct ImportArgs {
     /// Import every organization the credentials can list.
     #[arg(long)]
     pub all: bool,
-    /// Print the plan (creates, skips and why) without writing anything.
+    /// Print the plan (creates, updates, skips and why) without writing anything.
     #[arg(long)]
     pub dry_run: bool,
     /// Write the JSON report here (counts, skipped entities and why, users without a password, the tokens each

@@ -12,13 +12,14 @@ use std::collections::{HashMap, HashSet};
 
 use crate::clock::Millis;
 use crate::domain::{
-    Cursor, IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, User,
-    UserFilter, UserState, org_state,
+    IdentityProviderConfiguration, Organization, Partition, PersonalAccessToken, User, UserFilter,
+    UserState, org_state,
 };
 use crate::mail::{EmailAddress, MAX_ALIASES_PER_USER, MailDomain};
 use crate::ops::{self, Ctx};
+use crate::pagination::Keyed;
 use crate::state::AppState;
-use crate::store::{Conflict, ImportBatch, StoreError};
+use crate::store::{Conflict, ImportBatch, ImportRecord, StoreError};
 
 use super::plan::{self, Action};
 use super::report::{Gone, OrgReport, Report, TokenMetadata, UserRef, UserTokens};
@@ -61,6 +62,84 @@ impl Passwords {
     }
 }
 
+/// What earlier imports recorded of an organization's entities (fingerprints by kind and id), and the records this
+/// run has to write: only those that changed, so a run that changes nothing writes nothing.
+#[derive(Default)]
+struct Records {
+    last: HashMap<(&'static str, String), String>,
+    pending: Vec<ImportRecord>,
+}
+
+impl Records {
+    fn get(&self, kind: &'static str, id: &str) -> Option<&str> {
+        self.last.get(&(kind, id.to_string())).map(String::as_str)
+    }
+
+    fn organization(&mut self, o: &Organization) {
+        self.keep("Organization", &o.id, &o.id, &plan::organization_content(o));
+    }
+
+    fn user(&mut self, u: &User) {
+        self.keep("User", &u.org_id, &u.id, &plan::user_content(u));
+    }
+
+    fn mail_domain(&mut self, d: &MailDomain) {
+        self.keep(
+            "MailDomain",
+            &d.org_id,
+            &d.domain,
+            &plan::mail_domain_content(d),
+        );
+    }
+
+    fn configuration(&mut self, org_id: &str, c: &IdentityProviderConfiguration) {
+        let content = plan::configuration_content(c);
+        self.keep("Configuration", org_id, org_id, &content);
+    }
+
+    /// The target now holds `content` for this entity (written, updated or found equal to the source).
+    fn keep(&mut self, kind: &'static str, org_id: &str, id: &str, content: &serde_json::Value) {
+        if let Some(record) = self.record(kind, org_id, id, content) {
+            self.written(&record);
+            self.pending.push(record);
+        }
+    }
+
+    /// The record of an entity whose content is `content`, unless the last one already says the same.
+    fn record(
+        &self,
+        kind: &'static str,
+        org_id: &str,
+        id: &str,
+        content: &serde_json::Value,
+    ) -> Option<ImportRecord> {
+        let fingerprint = plan::fingerprint(content);
+        if self.get(kind, id) == Some(fingerprint.as_str()) {
+            return None;
+        }
+        Some(ImportRecord {
+            kind: kind.to_string(),
+            org_id: org_id.to_string(),
+            entity_id: id.to_string(),
+            fingerprint,
+            imported_ms: crate::clock::Clock::real_now_ms(),
+        })
+    }
+
+    /// `record` is (or will be) the last one of its entity.
+    fn written(&mut self, record: &ImportRecord) {
+        let kind = match record.kind.as_str() {
+            "Organization" => "Organization",
+            "User" => "User",
+            "MailDomain" => "MailDomain",
+            "Configuration" => "Configuration",
+            _ => return,
+        };
+        self.last
+            .insert((kind, record.entity_id.clone()), record.fingerprint.clone());
+    }
+}
+
 /// Where an import writes, and how.
 pub struct Target<'a> {
     pub app: &'a AppState,
@@ -69,6 +148,19 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
+    /// Writes the records gathered so far (never in a dry run).
+    async fn flush(&self, records: &mut Records) -> Result<(), String> {
+        let pending = std::mem::take(&mut records.pending);
+        if self.dry_run || pending.is_empty() {
+            return Ok(());
+        }
+        self.app
+            .store
+            .put_import_records(pending)
+            .await
+            .map_err(err)
+    }
+
     /// Every organization of a partition, in list order.
     pub async fn organizations(&self, partition: &Partition) -> Result<Vec<Organization>, String> {
         let mut out = Vec::new();
@@ -83,10 +175,7 @@ impl Target<'_> {
             let Some(last) = page.last() else {
                 return Ok(out);
             };
-            after = Some(Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            });
+            after = Some(last.cursor());
             out.extend(page);
         }
     }
@@ -110,6 +199,8 @@ impl Target<'_> {
             account: source.account.clone(),
             region: source.region.clone(),
         };
+        // Whether the source showed its domains: only then are the target's others gone from it.
+        let listed = domains.is_some() && source.state == org_state::ACTIVE;
         let domains = domains.unwrap_or_else(|| {
             if source.state == org_state::DELETED {
                 return Vec::new();
@@ -129,6 +220,18 @@ impl Target<'_> {
             .find_organization(&source.id)
             .await
             .map_err(err)?;
+        let mut records = Records::default();
+        if by_id.is_some() {
+            for r in self
+                .app
+                .store
+                .import_records(&source.id)
+                .await
+                .map_err(err)?
+            {
+                records.written(&r);
+            }
+        }
         let existing = self.organizations(&partition).await?;
         let alias_holder = existing.iter().find(|o| {
             o.state != org_state::DELETED
@@ -136,7 +239,12 @@ impl Target<'_> {
                 && (o.alias.eq_ignore_ascii_case(&source.alias)
                     || o.directory_id == source.directory_id)
         });
-        let action = plan::organization(&source, by_id.as_ref(), alias_holder);
+        let action = plan::organization(
+            &source,
+            by_id.as_ref(),
+            alias_holder,
+            records.get("Organization", &source.id),
+        );
         let target_default;
         match &action {
             Action::Create => {
@@ -160,7 +268,7 @@ impl Target<'_> {
                     match self
                         .app
                         .store
-                        .create_organization_with_domains(source.clone(), kept)
+                        .create_organization_with_domains(source.clone(), kept.clone())
                         .await
                     {
                         Ok(_) => {}
@@ -175,15 +283,44 @@ impl Target<'_> {
                         Err(e) => return Err(e.to_string()),
                     }
                 }
+                records.organization(&source);
+                for d in &kept {
+                    records.mail_domain(d);
+                }
                 report.count("Organization").created += 1;
                 if count > 0 {
                     report.count("MailDomain").created += count;
                 }
             }
-            Action::Unchanged => {
-                report.count("Organization").unchanged += 1;
-                target_default = by_id.map(|o| o.default_mail_domain).unwrap_or_default();
-                self.more_domains(&source, domains, report).await?;
+            Action::Unchanged | Action::Update(_) => {
+                let target = by_id.expect("present in the target");
+                if let Action::Update(fields) = &action {
+                    if !self.dry_run {
+                        match self.app.store.update_imported_organization(&source).await {
+                            Ok(()) => {}
+                            Err(StoreError::Conflict(c)) => {
+                                report.skip(
+                                    "Organization",
+                                    &source.id,
+                                    format!(
+                                        "the target refused its update: {}; nothing in it was imported",
+                                        conflict_text(c)
+                                    ),
+                                );
+                                return Ok(None);
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    records.organization(&source);
+                    report.update("Organization", &source.id, fields.clone());
+                } else {
+                    records.organization(&target);
+                    report.count("Organization").unchanged += 1;
+                }
+                target_default = target.default_mail_domain;
+                self.more_domains(&source, domains, listed, &mut records, report)
+                    .await?;
             }
             Action::Conflict(why) => {
                 report.skip(
@@ -197,6 +334,7 @@ impl Target<'_> {
         if let Action::Conflict(why) = plan::default_domain(&source_default, &target_default) {
             report.skip("DefaultMailDomain", &source.id, why);
         }
+        self.flush(&mut records).await?;
         Ok(Some(OrgImport {
             target: self,
             partition,
@@ -205,6 +343,7 @@ impl Target<'_> {
             seen: HashSet::new(),
             names: HashMap::new(),
             enabled: HashMap::new(),
+            records,
         }))
     }
 
@@ -224,25 +363,55 @@ impl Target<'_> {
                 .mail_domain_in_partition(&org.account, &org.region, &d.domain)
                 .await
                 .map_err(err)?;
-            match plan::mail_domain(&d, None, holder.as_ref()) {
+            match plan::mail_domain(&d, None, holder.as_ref(), None) {
                 Action::Create => {
                     let last = kept.last().map(|k| (k.created_ms, k.domain.as_str()));
                     kept.push(prepared(org, d, last));
                 }
-                Action::Unchanged => {}
+                Action::Unchanged | Action::Update(_) => {}
                 Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
             }
         }
         Ok(kept)
     }
 
-    /// The domains of an organization already in the target: those it lacks are registered one by one.
+    /// The domains of an organization already in the target: those it lacks are registered one by one, those
+    /// changed at the source since the last import are updated. When the source `listed` its domains, the
+    /// target's others are reported as gone from it (never deregistered).
     async fn more_domains(
         &self,
         org: &Organization,
         domains: Vec<MailDomain>,
+        listed: bool,
+        records: &mut Records,
         report: &mut OrgReport,
     ) -> Result<(), String> {
+        if listed {
+            let at_source: HashSet<String> = domains
+                .iter()
+                .map(|d| d.domain.to_ascii_lowercase())
+                .collect();
+            let mut after = None;
+            loop {
+                let page = self
+                    .app
+                    .store
+                    .list_mail_domains(&org.id, after, 1000)
+                    .await
+                    .map_err(err)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.cursor());
+                for d in page {
+                    if !at_source.contains(&d.domain.to_ascii_lowercase()) {
+                        report.deleted_at_source.push(Gone {
+                            entity: "MailDomain",
+                            id: d.domain.clone(),
+                            name: d.domain,
+                        });
+                    }
+                }
+            }
+        }
         let mut last: Option<(Millis, String)> = None;
         for d in domains {
             let target = self
@@ -260,7 +429,9 @@ impl Target<'_> {
                     .await
                     .map_err(err)?,
             };
-            match plan::mail_domain(&d, target.as_ref(), holder.as_ref()) {
+            let recorded = records.get("MailDomain", &d.domain);
+            let action = plan::mail_domain(&d, target.as_ref(), holder.as_ref(), recorded);
+            match action.clone() {
                 Action::Create => {
                     let row = prepared(org, d, last.as_ref().map(|(ms, k)| (*ms, k.as_str())));
                     last = Some((row.created_ms, row.domain.clone()));
@@ -274,17 +445,44 @@ impl Target<'_> {
                             Err(e) => return Err(e.to_string()),
                         }
                     }
+                    records.mail_domain(&row);
                     report.count("MailDomain").created += 1;
                 }
-                Action::Unchanged => {
+                Action::Unchanged | Action::Update(_) => {
                     let t = target.expect("unchanged means present");
                     if last
                         .as_ref()
                         .is_none_or(|(ms, k)| (*ms, k.as_str()) < (t.created_ms, t.domain.as_str()))
                     {
-                        last = Some((t.created_ms, t.domain));
+                        last = Some((t.created_ms, t.domain.clone()));
                     }
-                    report.count("MailDomain").unchanged += 1;
+                    let Action::Update(fields) = action else {
+                        records.mail_domain(&t);
+                        report.count("MailDomain").unchanged += 1;
+                        continue;
+                    };
+                    // The source's states; its DNS values when it shows them, else the target's.
+                    let mut row = MailDomain {
+                        org_id: t.org_id.clone(),
+                        account: t.account.clone(),
+                        region: t.region.clone(),
+                        domain: t.domain.clone(),
+                        created_ms: t.created_ms,
+                        ..d
+                    };
+                    if row.ownership_token.is_empty() && row.dkim_tokens.is_empty() {
+                        row.ownership_token = t.ownership_token.clone();
+                        row.dkim_tokens = t.dkim_tokens.clone();
+                    }
+                    if !self.dry_run {
+                        self.app
+                            .store
+                            .update_imported_mail_domain(&row)
+                            .await
+                            .map_err(err)?;
+                    }
+                    records.mail_domain(&row);
+                    report.update("MailDomain", &row.domain, fields);
                 }
                 Action::Conflict(why) => report.skip("MailDomain", &d.domain, why),
             }
@@ -347,6 +545,7 @@ pub struct OrgImport<'a> {
     names: HashMap<String, (String, Option<String>)>,
     /// ENABLED users now in the target (in a dry run: that would be), with the time their aliases start from.
     enabled: HashMap<String, Millis>,
+    records: Records,
 }
 
 impl OrgImport<'_> {
@@ -366,8 +565,10 @@ impl OrgImport<'_> {
             .get_identity_provider_configuration(&self.org.id)
             .await
             .map_err(err)?;
-        match plan::configuration(source, target.as_ref()) {
-            Action::Create => {
+        let recorded = self.records.get("Configuration", &self.org.id);
+        let action = plan::configuration(source, target.as_ref(), recorded);
+        match action {
+            Action::Create | Action::Update(_) => {
                 if !self.target.dry_run {
                     self.app()
                         .store
@@ -375,12 +576,19 @@ impl OrgImport<'_> {
                         .await
                         .map_err(err)?;
                 }
-                report.count("Configuration").created += 1;
+                match action {
+                    Action::Update(fields) => report.update("Configuration", &self.org.id, fields),
+                    _ => report.count("Configuration").created += 1,
+                }
             }
             Action::Unchanged => report.count("Configuration").unchanged += 1,
-            Action::Conflict(why) => report.skip("Configuration", &self.org.id, why),
+            Action::Conflict(why) => {
+                report.skip("Configuration", &self.org.id, why);
+                return Ok(());
+            }
         }
-        Ok(())
+        self.records.configuration(&self.org.id, source);
+        self.target.flush(&mut self.records).await
     }
 
     /// What the target holds for a page of the source's users, read in one round trip per 500 users: by id, and
@@ -444,11 +652,13 @@ impl OrgImport<'_> {
                         .cloned()
                 });
             }
+            let recorded = self.records.get("User", &source.id);
             match plan::user(
                 &source,
                 by_id.as_ref(),
                 name_holder.as_ref(),
                 email_holder.as_ref(),
+                recorded,
             ) {
                 Action::Create => {
                     source.created_ms = plan::creation_time(
@@ -461,15 +671,50 @@ impl OrgImport<'_> {
                     create.push(source);
                 }
                 Action::Unchanged => {
-                    let key = (
-                        by_id.as_ref().map_or(source.created_ms, |u| u.created_ms),
-                        source.id.clone(),
-                    );
-                    if self.last_user.as_ref().is_none_or(|last| *last < key) {
-                        self.last_user = Some(key);
-                    }
+                    let target = by_id.expect("unchanged means present");
+                    self.after_user(&target);
+                    self.records.user(&target);
                     report.count("User").unchanged += 1;
-                    let has_password = by_id.is_some_and(|u| u.password_hash.is_some());
+                    kept.push((target.clone(), target.password_hash.is_some()));
+                }
+                Action::Update(fields) => {
+                    let target = by_id.expect("an update is of a user present");
+                    self.after_user(&target);
+                    // The source's content; the target's creation time and password.
+                    source.created_ms = target.created_ms;
+                    source.password_hash = target.password_hash.clone();
+                    if !self.target.dry_run {
+                        match self
+                            .app()
+                            .store
+                            .update_imported_user(&target, &source)
+                            .await
+                        {
+                            Ok(()) => {}
+                            Err(StoreError::Conflict(c)) => {
+                                report.skip(
+                                    "User",
+                                    &source.id,
+                                    format!(
+                                        "the target refused its update ({}): {}",
+                                        fields.join(", "),
+                                        conflict_text(c)
+                                    ),
+                                );
+                                if target.state == UserState::Enabled {
+                                    self.enabled.insert(
+                                        target.id.clone(),
+                                        target.enabled_ms.unwrap_or(target.created_ms),
+                                    );
+                                }
+                                continue;
+                            }
+                            Err(e) => return Err(e.to_string()),
+                        }
+                    }
+                    self.records.user(&source);
+                    report.update("User", &source.id, fields);
+                    let has_password = source.password_hash.is_some();
                     kept.push((source, has_password));
                 }
                 Action::Conflict(why) => {
@@ -485,6 +730,7 @@ impl OrgImport<'_> {
         for user in self.create_users(create, report).await? {
             kept.push((user, false));
         }
+        self.target.flush(&mut self.records).await?;
         for (user, mut has_password) in kept {
             if user.state == UserState::Enabled {
                 self.enabled
@@ -513,25 +759,45 @@ impl OrgImport<'_> {
         Ok(())
     }
 
-    /// Writes new users: all in one transaction, or, when the target refuses that, one at a time (each refused
-    /// one is skipped). The users now in the target.
+    /// Users are handled in the source's order: the (creation time, id) of one already in the target.
+    fn after_user(&mut self, target: &User) {
+        let key = (target.created_ms, target.id.clone());
+        if self.last_user.as_ref().is_none_or(|last| *last < key) {
+            self.last_user = Some(key);
+        }
+    }
+
+    /// Writes new users: all in one transaction with the page's import records, or, when the target refuses
+    /// that, one at a time (each refused one is skipped). The users now in the target.
     async fn create_users(
-        &self,
+        &mut self,
         users: Vec<User>,
         report: &mut OrgReport,
     ) -> Result<Vec<User>, String> {
         if users.is_empty() {
             return Ok(users);
         }
-        if !self.target.dry_run {
+        if self.target.dry_run {
+            users.iter().for_each(|u| self.records.user(u));
+        } else {
+            let pending = std::mem::take(&mut self.records.pending);
+            let mut records = pending.clone();
+            records.extend(users.iter().filter_map(|u| {
+                self.records
+                    .record("User", &u.org_id, &u.id, &plan::user_content(u))
+            }));
             let batch = ImportBatch {
                 users: users.clone(),
+                records: records.clone(),
                 ..ImportBatch::default()
             };
             match self.app().store.import(batch).await {
-                Ok(()) => {}
+                Ok(()) => records.iter().for_each(|r| self.records.written(r)),
                 Err(StoreError::Conflict(_)) => {
-                    return self.create_users_one_by_one(users, report).await;
+                    self.records.pending = pending;
+                    let created = self.create_users_one_by_one(users, report).await?;
+                    created.iter().for_each(|u| self.records.user(u));
+                    return Ok(created);
                 }
                 Err(e) => return Err(e.to_string()),
             }
@@ -653,7 +919,7 @@ impl OrgImport<'_> {
                             created_ms: ms,
                         });
                     }
-                    Action::Unchanged => {
+                    Action::Unchanged | Action::Update(_) => {
                         let h = holder.expect("unchanged means held");
                         let key = (h.created_ms, h.key());
                         if last.as_ref().is_none_or(|l| *l < key) {
@@ -756,7 +1022,7 @@ impl OrgImport<'_> {
                     }
                     report.count("Token").created += 1;
                 }
-                Action::Unchanged => report.count("Token").unchanged += 1,
+                Action::Unchanged | Action::Update(_) => report.count("Token").unchanged += 1,
                 Action::Conflict(why) => report.skip("Token", &t.id, why),
             }
         }
@@ -765,7 +1031,8 @@ impl OrgImport<'_> {
 
     /// After every user of the source was seen: the target's users of this organization that the source no longer
     /// lists are reported (never deleted).
-    pub async fn finish(self, report: &mut OrgReport) -> Result<(), String> {
+    pub async fn finish(mut self, report: &mut OrgReport) -> Result<(), String> {
+        self.target.flush(&mut self.records).await?;
         let mut after = None;
         loop {
             let page = self
@@ -777,10 +1044,7 @@ impl OrgImport<'_> {
             let Some(last) = page.last() else {
                 return Ok(());
             };
-            after = Some(Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            });
+            after = Some(last.cursor());
             for u in page {
                 if !self.seen.contains(&u.id) {
                     report.deleted_at_source.push(Gone {

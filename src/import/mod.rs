@@ -2,7 +2,8 @@
 //! (Amazon WorkMail itself by default) into a workmail-pat store; and `seed` of a `dump` file, which restores a
 //! workmail-pat store through the same path.
 //!
-//! - [`plan`]: pure decisions per entity (create, unchanged, conflict), from the source's and the target's content;
+//! - [`plan`]: pure decisions per entity (create, unchanged, update, conflict), from the source's and the target's
+//!   content and what the last import recorded (`import_records`);
 //! - [`engine`]: applies them one organization at a time through the store, with the source's ids;
 //! - [`workmail`]: the source read through the official SDK (paginators, standard retry, a client-side rate limit);
 //! - [`dump`]: a `workmail-pat dump` file as the source;

@@ -12,6 +12,8 @@ use crate::domain::{EpochSeconds, PersonalAccessToken};
 pub struct Counts {
     /// Created in the target (in a dry run: would be).
     pub created: u64,
+    /// Changed at the source since the last import and updated in the target (in a dry run: would be).
+    pub updated: u64,
     /// Already in the target with the same content.
     pub unchanged: u64,
     /// Not imported (see `Skipped` for why).
@@ -25,6 +27,15 @@ pub struct Skip {
     pub entity: &'static str,
     pub id: String,
     pub reason: String,
+}
+
+/// An entity updated from the source (in a dry run: that would be), with the fields that changed there.
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub struct Update {
+    pub entity: &'static str,
+    pub id: String,
+    pub fields: Vec<&'static str>,
 }
 
 /// An entity of the target that the source no longer lists (reported, never deleted).
@@ -96,6 +107,7 @@ pub struct OrgReport {
     /// organization), `Configuration`, `User`, `Alias`, `Password`, `Token` (tokens only when a dump is restored; an
     /// import from WorkMail reports them in `TokensToRecreate`).
     pub counts: BTreeMap<&'static str, Counts>,
+    pub updated: Vec<Update>,
     pub skipped: Vec<Skip>,
     pub deleted_at_source: Vec<Gone>,
     /// Users (not DELETED) who have no password in the target: the admin calls ResetPassword, or imports again
@@ -116,6 +128,15 @@ impl OrgReport {
             entity,
             id: id.to_string(),
             reason: reason.into(),
+        });
+    }
+
+    pub fn update(&mut self, entity: &'static str, id: &str, fields: Vec<&'static str>) {
+        self.count(entity).updated += 1;
+        self.updated.push(Update {
+            entity,
+            id: id.to_string(),
+            fields,
         });
     }
 
@@ -149,7 +170,7 @@ impl Report {
             .organizations
             .iter()
             .flat_map(|o| o.counts.values())
-            .any(|c| c.created > 0);
+            .any(|c| c.created > 0 || c.updated > 0);
     }
 
     /// The human summary printed on stdout.
@@ -163,8 +184,17 @@ impl Report {
             ));
             for (entity, c) in &o.counts {
                 out.push_str(&format!(
-                    "  {entity}: {} {verb}created, {} unchanged, {} skipped\n",
-                    c.created, c.unchanged, c.skipped
+                    "  {entity}: {} {verb}created, {} {verb}updated, {} unchanged, {} skipped\n",
+                    c.created, c.updated, c.unchanged, c.skipped
+                ));
+            }
+            for u in &o.updated {
+                out.push_str(&format!(
+                    "  {}updated {} {}: {}\n",
+                    if self.dry_run { "would be " } else { "" },
+                    u.entity,
+                    u.id,
+                    u.fields.join(", ")
                 ));
             }
             for s in &o.skipped {

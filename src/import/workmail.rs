@@ -117,16 +117,19 @@ impl Source {
         self.limiter.until_ready().await;
     }
 
+    /// The next page of an SDK paginator (`page`: its `next()`), requested once the rate limit allows: the page's
+    /// request goes out only when that future is first polled, after the permit.
+    async fn next_page<T>(&self, page: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+        self.pace().await;
+        page.await
+    }
+
     /// The ids to import: the given ones, or with `all` every organization ListOrganizations shows.
     async fn organization_ids(&self, selection: &Selection) -> Result<Vec<String>, String> {
         let mut ids = selection.organization_ids.clone();
         if selection.all {
             let mut pages = self.client.list_organizations().into_paginator().send();
-            loop {
-                self.pace().await;
-                let Some(page) = pages.next().await else {
-                    break;
-                };
+            while let Some(page) = self.next_page(pages.next()).await {
                 let page = page.map_err(|e| sdk_error("ListOrganizations", e))?;
                 for o in page.organization_summaries() {
                     if let Some(id) = o.organization_id()
@@ -209,11 +212,7 @@ impl Source {
             .organization_id(&org.id)
             .into_paginator()
             .send();
-        loop {
-            self.pace().await;
-            let Some(page) = pages.next().await else {
-                break;
-            };
+        while let Some(page) = self.next_page(pages.next()).await {
             let page = match page {
                 Ok(p) => p,
                 Err(SdkError::ServiceError(e)) if !is_throttling(e.err().code()) => {
@@ -291,14 +290,11 @@ impl Source {
             .entity_id(user_id)
             .into_paginator()
             .send();
-        loop {
-            self.pace().await;
-            let Some(page) = pages.next().await else {
-                return Ok(out);
-            };
+        while let Some(page) = self.next_page(pages.next()).await {
             let page = page.map_err(|e| sdk_error(&format!("ListAliases {user_id}"), e))?;
             out.extend(page.aliases().iter().cloned());
         }
+        Ok(out)
     }
 
     async fn configuration(
@@ -401,11 +397,7 @@ impl Source {
             .organization_id(&org.id)
             .into_paginator()
             .send();
-        loop {
-            self.pace().await;
-            let Some(page) = pages.next().await else {
-                break;
-            };
+        while let Some(page) = self.next_page(pages.next()).await {
             let page = page.map_err(|e| sdk_error("ListPersonalAccessTokens", e))?;
             for t in page.personal_access_token_summaries() {
                 let id = t.personal_access_token_id().unwrap_or_default().to_string();
@@ -520,11 +512,7 @@ impl Source {
             .into_paginator()
             .send();
         let mut index: Millis = 0;
-        loop {
-            self.pace().await;
-            let Some(page) = pages.next().await else {
-                break;
-            };
+        while let Some(page) = self.next_page(pages.next()).await {
             let page = page.map_err(|e| sdk_error("ListUsers", e))?;
             let mut users = Vec::new();
             for summary in page.users() {

@@ -124,6 +124,22 @@ pub struct ImportBatch {
     pub tokens: Vec<(PersonalAccessToken, [u8; 32])>,
     /// Addresses (aliases) of users written earlier or in this batch; their domains must be registered.
     pub addresses: Vec<crate::mail::EmailAddress>,
+    /// Import records written with the rows (replacing those of the same entities).
+    pub records: Vec<ImportRecord>,
+}
+
+/// What an import last wrote of one entity (issue 16): a fingerprint of the content it compares, so that a later
+/// run can tell a change made at the source (the target still holds what was imported) from an edit made in this
+/// store since. Bookkeeping only: no API answer and no `dump` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    /// `Organization`, `User`, `MailDomain` or `Configuration`.
+    pub kind: String,
+    pub org_id: String,
+    /// The entity's id (a mail domain: its lower-cased name; the organization and its configuration: its id).
+    pub entity_id: String,
+    pub fingerprint: String,
+    pub imported_ms: Millis,
 }
 
 /// A `ClientToken` presented with a request (spec D3).
@@ -472,6 +488,7 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         for (token, digest) in batch.tokens {
             self.insert_personal_access_token(token, digest).await?;
         }
+        self.put_import_records(batch.records).await?;
         for address in batch.addresses {
             if !self
                 .create_alias(address, crate::mail::MAX_ALIASES_PER_USER)
@@ -484,6 +501,29 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
         }
         Ok(())
     }
+
+    /// Every import record of an organization (see [`ImportRecord`]).
+    async fn import_records(&self, org_id: &str) -> Result<Vec<ImportRecord>, StoreError>;
+
+    /// Writes import records, replacing those of the same entities, in one transaction.
+    async fn put_import_records(&self, records: Vec<ImportRecord>) -> Result<(), StoreError>;
+
+    /// Gives an imported user (`before`, as the target holds her) the content of `after` (every field an import
+    /// compares; not her creation time nor her password), with what a state or address change implies: a user no
+    /// longer ENABLED loses her sessions and, with her mailbox, her addresses; a DELETED one her tokens; a new
+    /// primary address replaces the old one.
+    async fn update_imported_user(&self, before: &User, after: &User) -> Result<(), StoreError>;
+
+    /// Gives an imported organization the content of `o` (alias, state, directory, settings; not its partition,
+    /// creation time or default domain). Becoming Deleted releases its tokens, sessions, addresses and domains,
+    /// as DeleteOrganization does.
+    async fn update_imported_organization(&self, o: &Organization) -> Result<(), StoreError>;
+
+    /// Gives a registered mail domain the test-domain flag, verification states and DNS values of `d`.
+    async fn update_imported_mail_domain(
+        &self,
+        d: &crate::mail::MailDomain,
+    ) -> Result<(), StoreError>;
 
     /// Deletes all state, or one partition's: its organizations with their users, configurations, tokens and
     /// sessions, and its remembered ClientTokens (the test-support reset).

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("postgres":
     4 => "0004_attempt_events.sql",
     5 => "0005_mail_domains.sql",
     6 => "0006_pat_summaries.sql",
+    7 => "0007_import_records.sql",
 );
 
 /// Key of the session-level advisory lock held while migrating, so replicas starting together migrate once.
@@ -501,6 +502,19 @@ impl Executor for PostgresStore {
         run!(self, true, |c| { query(&c, sql, &args, decode).await })
     }
 
+    async fn all_planned<T: Send + 'static>(
+        &self,
+        sql: Stmt,
+        args: Vec<Param>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        // An unnamed statement: planned with these values and the table as it is now, never cached.
+        run!(self, true, |c| {
+            let rows = c.query(sql.postgres, &refs(&args)).await?;
+            Ok(rows.iter().map(|r| decode(r)).collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn write(&self, retry_safe: bool, steps: Vec<Step>) -> Result<u64, StoreError> {
         run!(self, retry_safe, |c| {
             if let [step] = steps.as_slice() {
@@ -513,6 +527,33 @@ impl Executor for PostgresStore {
             }
             tx.commit().await?;
             Ok(changed)
+        })
+    }
+
+    async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
+        // Pipelined: every statement is sent before the first answer is awaited (the answers come back in order),
+        // in one transaction. One round trip per statement was most of the time of a first import into
+        // PostgreSQL (two per user: the row and its address), each waiting for the server to be scheduled.
+        run!(self, false, |c| {
+            let tx = c.transaction().await?;
+            let mut prepared: Vec<(&str, tokio_postgres::Statement)> = Vec::new();
+            for (sql, _) in &steps {
+                if !prepared.iter().any(|(text, _)| *text == sql.postgres) {
+                    prepared.push((sql.postgres, tx.prepare_cached(sql.postgres).await?));
+                }
+            }
+            let params: Vec<_> = steps.iter().map(|(_, args)| refs(args)).collect();
+            let runs = steps.iter().zip(&params).map(|((sql, _), params)| {
+                let statement = prepared
+                    .iter()
+                    .find(|(text, _)| *text == sql.postgres)
+                    .map(|(_, s)| s)
+                    .expect("prepared above");
+                tx.execute(statement, params)
+            });
+            futures_util::future::try_join_all(runs).await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 

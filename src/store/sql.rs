@@ -126,6 +126,9 @@ pub const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ("org_id", Text), ("address_key", Text), ("address", Text), ("domain_key", Text), ("entity_id", Text),
         ("is_primary", Bool), ("created_ms", Int),
     ]),
+    ("import_records", &[
+        ("kind", Text), ("org_id", Text), ("entity_id", Text), ("fingerprint", Text), ("imported_ms", Int),
+    ]),
 ];
 
 /// The columns [`org`] decodes, in its order.
@@ -562,10 +565,22 @@ pub(super) fn insert_user(u: &User) -> Step {
          (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
           ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
     ));
+    let mut args = args![&u.id, &u.org_id];
+    args.extend(user_fields(u));
+    args.extend(args![
+        u.created_ms,
+        &u.password_hash,
+        u.name.to_ascii_lowercase(),
+        u.email.as_ref().map(|e| e.to_ascii_lowercase()),
+    ]);
+    (insert, args)
+}
+
+/// A user's fields from `name` to `mailbox_deprovisioned_ms` in [`user_columns`] order (23 values): what an insert
+/// writes after the ids, and what an import's update replaces.
+pub(super) fn user_fields(u: &User) -> Vec<Param> {
     let p = &u.profile;
-    let args = args![
-        &u.id,
-        &u.org_id,
+    args![
         &u.name,
         &u.email,
         u.state.as_str(),
@@ -589,12 +604,7 @@ pub(super) fn insert_user(u: &User) -> Step {
         u.disabled_ms,
         u.mailbox_provisioned_ms,
         u.mailbox_deprovisioned_ms,
-        u.created_ms,
-        &u.password_hash,
-        u.name.to_ascii_lowercase(),
-        u.email.as_ref().map(|e| e.to_ascii_lowercase()),
-    ];
-    (insert, args)
+    ]
 }
 
 pub(super) fn put_idp(org_id: &str, c: &IdentityProviderConfiguration) -> Step {

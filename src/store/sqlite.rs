@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("sqlite":
     3 => "0003_credential_generations.sql",
     4 => "0004_mail_domains.sql",
     5 => "0005_pat_summaries.sql",
+    6 => "0006_import_records.sql",
 );
 
 #[derive(Debug, Clone)]

@@ -284,10 +284,10 @@ def test_import_into_sqlite_copies_everything_with_ids_and_a_second_run_is_a_no_
     assert {u["Name"] for u in org1["UsersWithoutPassword"]} == {"alice", "bob", "carol", "erin"} | {
         f"user{i}" for i in range(5)
     }
-    assert org1["Counts"]["User"] == {"Created": 10, "Unchanged": 0, "Skipped": 0}
-    assert org1["Counts"]["MailDomain"] == {"Created": 3, "Unchanged": 0, "Skipped": 0}
+    assert org1["Counts"]["User"] == {"Created": 10, "Updated": 0, "Unchanged": 0, "Skipped": 0}
+    assert org1["Counts"]["MailDomain"] == {"Created": 3, "Updated": 0, "Unchanged": 0, "Skipped": 0}
     # alice's three aliases, and bob's former primary address (UpdatePrimaryEmailAddress keeps it as an alias).
-    assert org1["Counts"]["Alias"] == {"Created": 4, "Unchanged": 0, "Skipped": 0}
+    assert org1["Counts"]["Alias"] == {"Created": 4, "Updated": 0, "Unchanged": 0, "Skipped": 0}
     assert reports[0]["Changed"] is True
 
     before = dump(db)
@@ -430,7 +430,7 @@ def test_mail_domain_and_alias_conflicts_are_reported_and_skipped(source, tmp_pa
     assert skipped == {("MailDomain", mail["verified"]), ("DefaultMailDomain", org1.org_id),
                        ("User", bob.user_id), ("Alias", f"bob@{org1.domain}")} | {
                            ("Alias", a) for a in in_verified}, o["Skipped"]
-    assert o["Counts"]["MailDomain"] == {"Created": 2, "Unchanged": 0, "Skipped": 1}
+    assert o["Counts"]["MailDomain"] == {"Created": 2, "Updated": 0, "Unchanged": 0, "Skipped": 1}
     target = ServerProcess(tmp_path / "t", db_path=db_path, name="m-target").start()
     try:
         t = make_client(target.url, account=ACC_A)
@@ -454,7 +454,7 @@ def test_mail_domain_and_alias_conflicts_are_reported_and_skipped(source, tmp_pa
     o = json.loads(report.read_text())["Organizations"][0]
     alias_skips = [s for s in o["Skipped"] if s["Entity"] == "Alias" and s["Id"] == in_test[0]]
     assert alias_skips and yan["UserId"] in alias_skips[0]["Reason"], o["Skipped"]
-    assert o["Counts"]["MailDomain"] == {"Created": 0, "Unchanged": 2, "Skipped": 1}
+    assert o["Counts"]["MailDomain"] == {"Created": 0, "Updated": 0, "Unchanged": 2, "Skipped": 1}
     assert "Created" not in {k for c in o["Counts"].values() for k, v in c.items() if k == "Created" and v}
     holders = {a: u["UserId"] for org in dump(f"sqlite:{db_path}")["Organizations"] for u in org["Users"]
                for a in u["Aliases"]}
@@ -472,12 +472,12 @@ def test_passwords_from_a_file_follow_reset_password_rules(source, tmp_path):
                    "--passwords-from", str(pw), "--report", str(plan), "--dry-run")
     assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"
     assert json.loads(plan.read_text())["Organizations"][0]["Counts"]["Password"] == {
-        "Created": 1, "Unchanged": 0, "Skipped": 1}
+        "Created": 1, "Updated": 0, "Unchanged": 0, "Skipped": 1}
     r = run_import(source.url, f"sqlite:{db_path}", AK_A, SK_A, "us-east-1", "--organization-id", org1.org_id,
                    "--passwords-from", str(pw), "--report", str(report))
     assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"  # bob's password is too weak: skipped
     o = json.loads(report.read_text())["Organizations"][0]
-    assert o["Counts"]["Password"] == {"Created": 1, "Unchanged": 0, "Skipped": 1}
+    assert o["Counts"]["Password"] == {"Created": 1, "Updated": 0, "Unchanged": 0, "Skipped": 1}
     assert "alice" not in {u["Name"] for u in o["UsersWithoutPassword"]}
     target = ServerProcess(tmp_path / "t", db_path=db_path, name="p-target").start()
     try:
@@ -491,7 +491,7 @@ def test_passwords_from_a_file_follow_reset_password_rules(source, tmp_path):
                    "--passwords-from", str(pw), "--report", str(report))
     assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"
     assert json.loads(report.read_text())["Organizations"][0]["Counts"]["Password"] == {
-        "Created": 0, "Unchanged": 1, "Skipped": 1}
+        "Created": 0, "Updated": 0, "Unchanged": 1, "Skipped": 1}
 
 
 def test_an_interrupted_import_completes_on_rerun(tmp_path):
@@ -687,3 +687,110 @@ def test_a_user_the_target_refuses_is_skipped_alone(tmp_path):
     users = {u["UserId"]: o["OrganizationId"] for o in dump(db)["Organizations"] for u in o["Users"]}
     assert users[fresh["UserId"]] == other["OrganizationId"]
     assert users[taken] == org.org_id
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target_db(request, tmp_path):
+    """An empty target: a SQLite file, or a fresh PostgreSQL database (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'target.db'}", []
+        return
+    name = f"wmpat_import_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{PG_SERVER}/{name}", ["--token-key-file", str(tmp_path / "tk"), "--pepper-file", str(tmp_path / "pp")]
+    finally:
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_changes_at_the_source_are_updates_and_local_edits_are_conflicts(tmp_path, target_db):
+    """After a first import: a display name changed, a user disabled, the PAT lifetime changed and a mail domain
+    deregistered at the source. A dry run lists the updates and writes nothing; a real run applies them (the API
+    answers as the source's); a third run is a no-op; the domain gone from the source is reported, not deleted. A
+    user edited in the target and then changed at the source is a conflict: skipped (exit 2), the edit kept."""
+    db, keys = target_db
+    src = ServerProcess(tmp_path / "src", name="updates-source").start()
+    target = None
+    try:
+        acc = "989898989898"
+        c = make_client(src.url, account=acc)
+        org = make_org(c, src.url, acc)
+        org.put_pat_config(lifetime=30)
+        ann = add_user(org, "ann", password=None)
+        ben = add_user(org, "ben", password=None)
+        cat = add_user(org, "cat", password=None)
+        add_user(org, "dan", password=None)
+        extra = f"x{uuid.uuid4().hex[:8]}.example.com"
+        c.register_mail_domain(OrganizationId=org.org_id, DomainName=extra)
+        env = import_env(acc, "dummy-secret-key")
+
+        def run(*extra_args):
+            report = tmp_path / f"r{uuid.uuid4().hex[:6]}.json"
+            r = subprocess.run(import_args(src.url, db, "us-east-1", "--all", "--max-requests-per-second", "2000",
+                                           "--report", str(report), *extra_args),
+                               env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+            return r, json.loads(report.read_text())["Organizations"][0]
+
+        r, first = run()
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert first["Counts"]["User"]["Created"] == 4
+        before = dump(db, *keys)
+
+        c.update_user(OrganizationId=org.org_id, UserId=ann, DisplayName="Ann at the source")
+        c.deregister_from_work_mail(OrganizationId=org.org_id, EntityId=ben)
+        org.put_pat_config(lifetime=60)
+        c.deregister_mail_domain(OrganizationId=org.org_id, DomainName=extra)
+
+        r, plan = run("--dry-run")
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert plan["Counts"]["User"] == {"Created": 0, "Updated": 2, "Unchanged": 2, "Skipped": 0}
+        assert plan["Counts"]["Configuration"]["Updated"] == 1
+        updated = {(u["Entity"], u["Id"]): u["Fields"] for u in plan["Updated"]}
+        assert updated[("User", ann)] == ["DisplayName"]
+        assert "State" in updated[("User", ben)]
+        assert "would be updated User " + ann in r.stdout, r.stdout
+        assert "User: 0 would be created, 2 would be updated" in r.stdout, r.stdout
+        assert [(g["Entity"], g["Id"]) for g in plan["DeletedAtSource"]] == [("MailDomain", extra)]
+        assert dump(db, *keys) == before
+
+        r, applied = run()
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert applied["Counts"]["User"]["Updated"] == 2
+        assert [(g["Entity"], g["Id"]) for g in applied["DeletedAtSource"]] == [("MailDomain", extra)]
+        users = {u["UserId"]: u for o in dump(db, *keys)["Organizations"] for u in o["Users"]}
+        assert users[ann]["DisplayName"] == "Ann at the source"
+        assert users[ben]["State"] == "DISABLED" and not users[ben].get("Email")
+        target = ServerProcess(tmp_path / "t", db_url=db, extra_args=keys, name="updates-target").start()
+        t = make_client(target.url, account=acc)
+        got = snapshot(t)
+        want = snapshot(c)
+        # The deregistered domain stays in the target (reported, never deleted); everything else answers the same.
+        got_domains = got[org.org_id + "/mail"].pop("domains")
+        want_domains = want[org.org_id + "/mail"].pop("domains")
+        got[org.org_id + "/mail"].pop(extra)
+        assert [d for p in got_domains for d in p if d["DomainName"] != extra] == [d for p in want_domains for d in p]
+        assert got == want
+
+        r, again = run()
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert "nothing changed" in r.stdout, r.stdout
+        assert all(v["Created"] == 0 and v["Updated"] == 0 for v in again["Counts"].values())
+        assert again["Updated"] == []
+
+        # cat is edited in the target, then changed at the source: a conflict, skipped; the local edit stays.
+        t.update_user(OrganizationId=org.org_id, UserId=cat, JobTitle="Edited here")
+        target.stop()
+        target = None
+        c.update_user(OrganizationId=org.org_id, UserId=cat, DisplayName="Cat at the source")
+        r, conflict = run()
+        assert r.returncode == 2, f"{r.stdout}\n{r.stderr}"
+        assert [(s["Entity"], s["Id"]) for s in conflict["Skipped"]] == [("User", cat)]
+        assert "changed in the target since it was imported" in conflict["Skipped"][0]["Reason"]
+        assert conflict["Counts"]["User"]["Updated"] == 0
+        users = {u["UserId"]: u for o in dump(db, *keys)["Organizations"] for u in o["Users"]}
+        assert users[cat]["JobTitle"] == "Edited here"
+        assert users[cat]["DisplayName"] == "cat display"
+    finally:
+        if target:
+            target.stop()
+        src.stop()
