@@ -92,6 +92,13 @@ impl Records {
         );
     }
 
+    /// An alias the source gives `user_id`, now held by her in the target: recorded so that a later run can tell an
+    /// alias removed at the source (recorded, still here, no longer listed) from one added here (never recorded).
+    fn alias(&mut self, org_id: &str, user_id: &str, address: &str) {
+        let content = serde_json::json!({ "UserId": user_id });
+        self.keep("Alias", org_id, &address.to_ascii_lowercase(), &content);
+    }
+
     fn configuration(&mut self, org_id: &str, c: &IdentityProviderConfiguration) {
         let content = plan::configuration_content(c);
         self.keep("Configuration", org_id, org_id, &content);
@@ -133,6 +140,7 @@ impl Records {
             "User" => "User",
             "MailDomain" => "MailDomain",
             "Configuration" => "Configuration",
+            "Alias" => "Alias",
             _ => return,
         };
         self.last
@@ -876,8 +884,57 @@ impl OrgImport<'_> {
 
     /// The aliases of users of the last page (user id, aliases in the source's list order). A user not imported
     /// gets none; an address the target gives to another entity is a conflict. New aliases are written in one
-    /// transaction (one at a time when the target refuses one).
+    /// transaction (one at a time when the target refuses one). An alias an earlier run imported that the source no
+    /// longer lists is reported as deleted at the source and kept.
     pub async fn aliases(
+        &mut self,
+        aliases: Vec<(String, Vec<String>)>,
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        self.aliases_gone(&aliases, report).await?;
+        let created = self.write_aliases(aliases, report).await;
+        self.target.flush(&mut self.records).await?;
+        created
+    }
+
+    /// Reports the recorded aliases of the page's users that the source no longer lists.
+    async fn aliases_gone(
+        &self,
+        aliases: &[(String, Vec<String>)],
+        report: &mut OrgReport,
+    ) -> Result<(), String> {
+        for (user_id, addresses) in aliases {
+            if !self.enabled.contains_key(user_id) {
+                continue;
+            }
+            let listed: HashSet<String> =
+                addresses.iter().map(|a| a.to_ascii_lowercase()).collect();
+            let mut after = None;
+            loop {
+                let page = self
+                    .app()
+                    .store
+                    .list_aliases(user_id, after, 1000)
+                    .await
+                    .map_err(err)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.cursor());
+                for a in page {
+                    let key = a.key();
+                    if !listed.contains(&key) && self.records.get("Alias", &key).is_some() {
+                        report.deleted_at_source.push(Gone {
+                            entity: "Alias",
+                            id: a.address.clone(),
+                            name: a.address,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_aliases(
         &mut self,
         aliases: Vec<(String, Vec<String>)>,
         report: &mut OrgReport,
@@ -925,6 +982,7 @@ impl OrgImport<'_> {
                         if last.as_ref().is_none_or(|l| *l < key) {
                             last = Some(key);
                         }
+                        self.records.alias(&self.org.id, &user_id, &address);
                         report.count("Alias").unchanged += 1;
                     }
                     Action::Conflict(why) => report.skip("Alias", &address, why),
@@ -944,7 +1002,10 @@ impl OrgImport<'_> {
                 Err(StoreError::Conflict(_)) => {
                     for a in create {
                         match self.app().store.create_alias(a.clone(), MAX_ALIASES_PER_USER).await {
-                            Ok(true) => report.count("Alias").created += 1,
+                            Ok(true) => {
+                                self.records.alias(&a.org_id, &a.entity_id, &a.address);
+                                report.count("Alias").created += 1;
+                            }
                             Ok(false) => report.skip(
                                 "Alias",
                                 &a.address,
@@ -962,6 +1023,9 @@ impl OrgImport<'_> {
                 }
                 Err(e) => return Err(e.to_string()),
             }
+        }
+        for a in &create {
+            self.records.alias(&a.org_id, &a.entity_id, &a.address);
         }
         report.count("Alias").created += create.len() as u64;
         Ok(())

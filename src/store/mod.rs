@@ -133,7 +133,7 @@ pub struct ImportBatch {
 /// store since. Bookkeeping only: no API answer and no `dump` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportRecord {
-    /// `Organization`, `User`, `MailDomain` or `Configuration`.
+    /// `Organization`, `User`, `MailDomain`, `Alias` (its id: the lower-cased address) or `Configuration`.
     pub kind: String,
     pub org_id: String,
     /// The entity's id (a mail domain: its lower-cased name; the organization and its configuration: its id).

@@ -794,3 +794,48 @@ def test_changes_at_the_source_are_updates_and_local_edits_are_conflicts(tmp_pat
         if target:
             target.stop()
         src.stop()
+
+
+def test_aliases_removed_at_the_source_are_reported_and_kept(tmp_path):
+    """An alias an earlier import brought that the source no longer lists is reported as deleted at the source (in
+    the dry run and the real run) and kept; an alias added in the target is not the source's business."""
+    db = f"sqlite:{tmp_path / 'target.db'}"
+    src = ServerProcess(tmp_path / "src", name="aliases-source").start()
+    try:
+        acc = "979797979797"
+        c = make_client(src.url, account=acc)
+        org = make_org(c, src.url, acc)
+        ann = add_user(org, "ann", password=None)
+        kept, removed = f"annie@{org.domain}", f"anna@{org.domain}"
+        for a in (kept, removed):
+            c.create_alias(OrganizationId=org.org_id, EntityId=ann, Alias=a)
+        env = import_env(acc, "dummy-secret-key")
+
+        def run(*extra_args):
+            report = tmp_path / f"r{uuid.uuid4().hex[:6]}.json"
+            r = subprocess.run(import_args(src.url, db, "us-east-1", "--all", "--max-requests-per-second", "2000",
+                                           "--report", str(report), *extra_args),
+                               env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+            return r, json.loads(report.read_text())["Organizations"][0]
+
+        r, first = run()
+        assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+        assert first["Counts"]["Alias"]["Created"] == 2
+        assert first["DeletedAtSource"] == []
+        c.delete_alias(OrganizationId=org.org_id, EntityId=ann, Alias=removed)
+        target = ServerProcess(tmp_path / "t", db_url=db, name="aliases-target").start()
+        try:
+            local = f"ann.local@{org.domain}"
+            make_client(target.url, account=acc).create_alias(OrganizationId=org.org_id, EntityId=ann, Alias=local)
+        finally:
+            target.stop()
+
+        for args in (["--dry-run"], []):
+            r, report = run(*args)
+            assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
+            assert [(g["Entity"], g["Id"]) for g in report["DeletedAtSource"]] == [("Alias", removed)], report
+            assert f"Alias {removed} ({removed}) is no longer at the source" in r.stdout, r.stdout
+        held = {a.lower() for o in dump(db)["Organizations"] for u in o["Users"] for a in u.get("Aliases", [])}
+        assert {kept, removed, local} <= held, held
+    finally:
+        src.stop()
