@@ -689,6 +689,15 @@ def test_a_user_the_target_refuses_is_skipped_alone(tmp_path):
     assert users[taken] == org.org_id
 
 
+def import_with_report(tmp_path, source_url: str, db: str, env: dict, *extra_args):
+    """Imports everything `source_url` holds into `db`; returns the process and the first organization's report."""
+    report = tmp_path / f"r{uuid.uuid4().hex[:6]}.json"
+    r = subprocess.run(import_args(source_url, db, "us-east-1", "--all", "--max-requests-per-second", "2000",
+                                   "--report", str(report), *extra_args),
+                       env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return r, json.loads(report.read_text())["Organizations"][0]
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def target_db(request, tmp_path):
     """An empty target: a SQLite file, or a fresh PostgreSQL database (dropped afterwards)."""
@@ -725,11 +734,7 @@ def test_changes_at_the_source_are_updates_and_local_edits_are_conflicts(tmp_pat
         env = import_env(acc, "dummy-secret-key")
 
         def run(*extra_args):
-            report = tmp_path / f"r{uuid.uuid4().hex[:6]}.json"
-            r = subprocess.run(import_args(src.url, db, "us-east-1", "--all", "--max-requests-per-second", "2000",
-                                           "--report", str(report), *extra_args),
-                               env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-            return r, json.loads(report.read_text())["Organizations"][0]
+            return import_with_report(tmp_path, src.url, db, env, *extra_args)
 
         r, first = run()
         assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
@@ -812,11 +817,7 @@ def test_aliases_removed_at_the_source_are_reported_and_kept(tmp_path):
         env = import_env(acc, "dummy-secret-key")
 
         def run(*extra_args):
-            report = tmp_path / f"r{uuid.uuid4().hex[:6]}.json"
-            r = subprocess.run(import_args(src.url, db, "us-east-1", "--all", "--max-requests-per-second", "2000",
-                                           "--report", str(report), *extra_args),
-                               env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-            return r, json.loads(report.read_text())["Organizations"][0]
+            return import_with_report(tmp_path, src.url, db, env, *extra_args)
 
         r, first = run()
         assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
