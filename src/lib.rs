@@ -37,6 +37,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batched_writes;
 pub mod cli;
 pub mod client;
 pub mod clock;

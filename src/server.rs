@@ -486,7 +486,10 @@ async fn serve_app(
                 }
             });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = builder.serve_connection(
+            TokioIo::new(crate::batched_writes::BatchedWrites::new(stream)),
+            service,
+        );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
