@@ -78,6 +78,9 @@ struct Args {
     /// Requests per figure counted under callgrind.
     #[arg(long, default_value_t = 200)]
     profile_requests: usize,
+    /// Measure only the figures whose name contains this text (e.g. `"10/page, first"` while profiling one).
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
     /// Internal: run a floor server answering with the bytes in this file.
     #[arg(long, hide = true)]
     floor: Option<PathBuf>,
@@ -569,6 +572,14 @@ async fn run(args: Args) -> Result<(), String> {
         (CORE[2].into(), core_requests(&addr, &basics, 2)),
         (CORE[3].into(), core_requests(&addr, &basics, 3)),
     ];
+    let figures: Vec<(String, Vec<Req>)> = figures
+        .into_iter()
+        .filter(|(name, _)| {
+            args.only
+                .as_ref()
+                .is_none_or(|only| name.contains(only.as_str()))
+        })
+        .collect();
 
     // 4. Measure each figure on the service, then on a floor server answering the same bytes.
     println!();
@@ -599,7 +610,9 @@ async fn run(args: Args) -> Result<(), String> {
         "database on disk: {:.1} MiB",
         disk as f64 / (1024.0 * 1024.0)
     );
-    if let (Some(first), Some(deep)) = (rows.get(1), rows.get(2)) {
+    let first = rows.iter().find(|r| r.0 == CORE[1]);
+    let deep = rows.iter().find(|r| r.0.contains("depth >="));
+    if let (Some(first), Some(deep)) = (first, deep) {
         println!(
             "deep-page p50 / first-page p50 (10/page): {:.2}",
             deep.1.percentile_ms(0.5) / first.1.percentile_ms(0.5)
