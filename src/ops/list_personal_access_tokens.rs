@@ -6,8 +6,10 @@
 use serde::Deserialize;
 
 use super::{Ctx, RawJson, check_active_org, resolve_live_user_id, store_error, validate};
+use crate::domain::Cursor;
 use crate::error::ServiceError;
 use crate::pagination::{TokenScope, open_cursor};
+use crate::store::SummaryPage;
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "PascalCase")]
@@ -45,7 +47,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         limit,
         now,
     };
-    if let Some(body) = quick.read(ctx, true).await? {
+    if let Some(body) = quick.quick(ctx).await? {
         return Ok(body);
     }
     check_active_org(ctx, org_id).await?;
@@ -59,11 +61,7 @@ pub async fn handle(ctx: &Ctx<'_>, input: Input) -> Result<Output, ServiceError>
         user_id: user_id.as_deref(),
         ..quick
     };
-    // Not quick: an empty page is an answer too (so `None` does not occur).
-    checked
-        .read(ctx, false)
-        .await?
-        .ok_or_else(|| ServiceError::internal("no page"))
+    checked.checked(ctx).await
 }
 
 /// One page request: the organization, the (canonical, or as given) user filter and the position.
@@ -77,27 +75,49 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
-    /// The answer, or `None` when the store gave no row and `quick` is set (or the NextToken does not open in
-    /// `quick` mode): then the caller checks the organization and the user and asks again.
-    async fn read(&self, ctx: &Ctx<'_>, quick: bool) -> Result<Option<RawJson>, ServiceError> {
-        let scope = TokenScope {
+    /// The answer when the store gives rows without any check, or `None` when it gives none or the NextToken does
+    /// not open here: then the caller checks the organization and the user and asks again.
+    async fn quick(&self, ctx: &Ctx<'_>) -> Result<Option<RawJson>, ServiceError> {
+        let scope = self.scope(ctx);
+        let Ok(after) = open_cursor(&ctx.app.sealer, &scope, self.now, self.token) else {
+            return Ok(None);
+        };
+        let page = self.fetch(ctx, after).await?;
+        if page.count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.answer(ctx, &scope, page)))
+    }
+
+    /// The answer once the organization and the user are checked: an empty page is an answer too.
+    async fn checked(&self, ctx: &Ctx<'_>) -> Result<RawJson, ServiceError> {
+        let scope = self.scope(ctx);
+        let after = open_cursor(&ctx.app.sealer, &scope, self.now, self.token)?;
+        let page = self.fetch(ctx, after).await?;
+        Ok(self.answer(ctx, &scope, page))
+    }
+
+    /// What the NextToken is bound to.
+    fn scope<'s>(&'s self, ctx: &'s Ctx<'_>) -> TokenScope<'s> {
+        TokenScope {
             operation: "ListPersonalAccessTokens",
             account: &ctx.partition.account,
             region: &ctx.partition.region,
             organization: self.org_id,
             filter: self.user_id.unwrap_or(""),
-        };
-        let after = match open_cursor(&ctx.app.sealer, &scope, self.now, self.token) {
-            Ok(after) => after,
-            Err(_) if quick => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        // The answer is written once into one buffer: the stored summaries of the page are copied into it as they
-        // are.
+        }
+    }
+
+    /// The page after `after`: the stored summaries copied as they are into the start of the answer, written
+    /// once into one buffer.
+    async fn fetch(
+        &self,
+        ctx: &Ctx<'_>,
+        after: Option<Cursor>,
+    ) -> Result<SummaryPage, ServiceError> {
         let mut body = Vec::with_capacity(HEAD.len() + self.limit * SUMMARY_BYTES + 256);
         body.extend_from_slice(HEAD);
-        let page = ctx
-            .app
+        ctx.app
             .store
             .list_personal_access_token_summaries(
                 &ctx.partition,
@@ -108,19 +128,20 @@ impl Page<'_> {
                 body,
             )
             .await
-            .map_err(store_error)?;
-        if quick && page.count == 0 {
-            return Ok(None);
-        }
+            .map_err(store_error)
+    }
+
+    /// The answer around the page: the end of the list and, when more rows follow, the NextToken.
+    fn answer(&self, ctx: &Ctx<'_>, scope: &TokenScope<'_>, page: SummaryPage) -> RawJson {
         let mut body = page.body;
         body.push(b']');
         if let (true, Some(last)) = (page.has_more, &page.last) {
             // base64url needs no JSON escaping.
             body.extend_from_slice(b",\"NextToken\":\"");
-            ctx.app.sealer.seal_into(&scope, last, self.now, &mut body);
+            ctx.app.sealer.seal_into(scope, last, self.now, &mut body);
             body.push(b'"');
         }
         body.push(b'}');
-        Ok(Some(RawJson(body)))
+        RawJson(body)
     }
 }
