@@ -58,7 +58,11 @@ pub async fn run(
         keep: args.workdir.is_some(),
     };
     for (i, name) in CORE.iter().enumerate() {
-        if args.only.as_ref().is_some_and(|only| !name.contains(only.as_str())) {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !name.contains(only.as_str()))
+        {
             continue;
         }
         let t = one(&setup, i, n).await?;
