@@ -94,9 +94,9 @@ impl Records {
 
     /// An alias the source gives `user_id`, now held by her in the target: recorded so that a later run can tell an
     /// alias removed at the source (recorded, still here, no longer listed) from one added here (never recorded).
-    fn alias(&mut self, org_id: &str, user_id: &str, address: &str) {
-        let content = serde_json::json!({ "UserId": user_id });
-        self.keep("Alias", org_id, &address.to_ascii_lowercase(), &content);
+    fn alias(&mut self, alias: &EmailAddress) {
+        let content = serde_json::json!({ "UserId": alias.entity_id });
+        self.keep("Alias", &alias.org_id, &alias.key(), &content);
     }
 
     fn configuration(&mut self, org_id: &str, c: &IdentityProviderConfiguration) {
@@ -982,7 +982,7 @@ impl OrgImport<'_> {
                         if last.as_ref().is_none_or(|l| *l < key) {
                             last = Some(key);
                         }
-                        self.records.alias(&self.org.id, &user_id, &address);
+                        self.records.alias(&h);
                         report.count("Alias").unchanged += 1;
                     }
                     Action::Conflict(why) => report.skip("Alias", &address, why),
@@ -1003,7 +1003,7 @@ impl OrgImport<'_> {
                     for a in create {
                         match self.app().store.create_alias(a.clone(), MAX_ALIASES_PER_USER).await {
                             Ok(true) => {
-                                self.records.alias(&a.org_id, &a.entity_id, &a.address);
+                                self.records.alias(&a);
                                 report.count("Alias").created += 1;
                             }
                             Ok(false) => report.skip(
@@ -1025,7 +1025,7 @@ impl OrgImport<'_> {
             }
         }
         for a in &create {
-            self.records.alias(&a.org_id, &a.entity_id, &a.address);
+            self.records.alias(a);
         }
         report.count("Alias").created += create.len() as u64;
         Ok(())
