@@ -309,6 +309,24 @@ async fn error_type_of(
     )
 }
 
+/// A listening socket whose backlog holds `backlog` connections (the kernel caps it at `net.core.somaxconn`).
+///
+/// `TcpListener::bind` listens with a backlog of 128: a burst of more clients than that at one instant (a sign-in
+/// flood, a fleet of mail servers reconnecting after a restart) overflowed it, and the kernel dropped their SYNs or,
+/// with SYN cookies, reset them. The server's own limits (`--max-connections`, per client, idle shedding) decide who
+/// is served; the backlog is sized so that it is never the one deciding first.
+pub fn listen(addr: std::net::SocketAddr, backlog: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restarted server can listen again while its old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(backlog).unwrap_or(u32::MAX))
+}
+
 /// While the server waits for a free connection slot, how often it looks again for idle connections to close.
 const SHED_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
 

@@ -542,6 +542,10 @@ pub fn main() -> i32 {
     }
 }
 
+/// The smallest listen backlog (the main listener's grows with `--max-connections`): a burst of clients at one
+/// instant waits there for the accept loop instead of being dropped by the kernel.
+const LISTEN_BACKLOG: usize = 1024;
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     // Held to the end of `serve`: dropping it flushes the last lines (the shutdown ones) before the process exits.
     let _log = init_tracing(args.log_format);
@@ -683,14 +687,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let report = crate::seed::apply(&shared.app, &file).await?;
         tracing::info!(organizations = report.organizations.len(), file = %path.display(), "seed file applied");
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    let backlog = shared.limits.max_connections.max(LISTEN_BACKLOG);
+    let listener = crate::server::listen(args.listen, backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let metrics_listener = match args.metrics_listen {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
+            let l = crate::server::listen(addr, LISTEN_BACKLOG)
                 .map_err(|e| format!("cannot listen on {addr} (--metrics-listen): {e}"))?;
             let a = l.local_addr().map_err(|e| e.to_string())?;
             Some((l, a))
