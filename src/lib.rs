@@ -49,6 +49,7 @@ pub mod guard;
 pub mod hashing;
 pub mod ids;
 pub mod import;
+pub mod log_writer;
 pub mod login;
 pub mod mail;
 pub mod model;

@@ -481,14 +481,15 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
     Some(handle)
 }
 
-/// Installs the process-wide log subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr through a
-/// background thread, so a slow terminal or a full pipe never stalls a request (when its queue is full, lines are
-/// dropped rather than waited for). Keep the returned guard alive until the command ends: dropping it flushes.
+/// Installs the process-wide log subscriber: `RUST_LOG` (default `info`) filters, lines go to stderr in batches
+/// through a background thread ([`crate::log_writer`]), so a slow terminal or a full pipe never stalls a request
+/// (when its buffer is full, lines are dropped rather than waited for). Keep the returned guard alive until the
+/// command ends: dropping it writes what is left.
 #[must_use = "dropping the guard stops the log writer"]
-fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_tracing(format: LogFormat) -> crate::log_writer::Guard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = crate::log_writer::batched(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
