@@ -23,6 +23,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "pagination",
             "secrets",
             "redact",
+            "log_writer",
             "private_files",
             "state",
             "touches",
