@@ -78,6 +78,11 @@ struct Args {
     /// Requests per figure counted under callgrind.
     #[arg(long, default_value_t = 200)]
     profile_requests: usize,
+    /// Measure each figure this many times, the service and the floor alternately, and report the round with the
+    /// median ratio (the other rounds' ratios are printed beside it): the floor itself moves by several per cent
+    /// between runs on a shared machine.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Measure only the figures whose name contains this text (e.g. `"10/page, first"` while profiling one).
     #[arg(long, value_name = "TEXT")]
     only: Option<String>,
@@ -690,25 +695,57 @@ async fn measure(
                 reqs.len() as f64 / warm.elapsed().as_secs_f64()
             );
         }
-        let service = load(
-            addr,
-            reqs,
-            args.connections,
-            args.seconds,
-            args.max_requests,
-        )
-        .await?;
-        let floor = match floor {
-            true => Some(measure_floor(args, workdir, reqs, &sample_body).await?),
-            false => None,
+        let mut rounds = Vec::new();
+        for _ in 0..args.rounds.max(1) {
+            let service = load(
+                addr,
+                reqs,
+                args.connections,
+                args.seconds,
+                args.max_requests,
+            )
+            .await?;
+            let floor = match floor {
+                true => Some(measure_floor(args, workdir, reqs, &sample_body).await?),
+                false => None,
+            };
+            let failed = service.errors > 0;
+            rounds.push((service, floor));
+            if failed {
+                break;
+            }
+        }
+        let ratio = |(service, floor): &(Load, Option<Load>)| {
+            floor
+                .as_ref()
+                .map_or(service.rps(), |f| service.rps() / f.rps())
         };
+        rounds.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+        let all_ratios = match (rounds.len(), floor) {
+            (1, _) | (_, false) => String::new(),
+            _ => format!(
+                "  (ratios of {} rounds: {})",
+                rounds.len(),
+                rounds
+                    .iter()
+                    .map(|r| format!("{:.2}", ratio(r)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        };
+        // A round with failed requests is the one reported (and refused below); else the median.
+        let pick = rounds
+            .iter()
+            .position(|(service, _)| service.errors > 0)
+            .unwrap_or(rounds.len() / 2);
+        let (service, floor) = rounds.swap_remove(pick);
         let errors = match service.errors {
             0 => String::new(),
             n => format!("  ({n} not 200!)"),
         };
         match &floor {
             Some(floor) => println!(
-                "{:<52} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}{errors}",
+                "{:<52} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}{errors}{all_ratios}",
                 name,
                 service.rps(),
                 service.percentile_ms(0.5),
