@@ -107,13 +107,26 @@ fn write_batches(shared: &Shared, mut out: impl Write) {
     }
 }
 
+/// How long dropping the [`Guard`] waits for the last lines to be written: stderr may be a pipe nobody reads any
+/// more (a supervisor gone), and a command must still end.
+pub const LAST_WRITE: Duration = Duration::from_secs(1);
+
 impl Drop for Guard {
     fn drop(&mut self) {
         self.shared.lock().closed = true;
         self.shared.arrived.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + LAST_WRITE;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                // Left behind, blocked in its write: the process ends without it.
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
+        let _ = thread.join();
     }
 }
 
@@ -194,10 +207,9 @@ mod tests {
         let (writes, bytes) = out.0.lock().unwrap().clone();
         let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
         assert_eq!(String::from_utf8(bytes).unwrap(), expected);
-        assert_eq!(
-            writes, 1,
-            "100 lines within {GATHER:?} should leave together"
-        );
+        // One write when the 100 lines arrive within GATHER (the usual case); a preempted test thread on a loaded
+        // machine may split them over a few, never over anything like one per line.
+        assert!(writes <= 3, "{writes} writes for 100 lines");
         drop(guard);
     }
 
@@ -208,6 +220,35 @@ mod tests {
         writer.make_writer().write_all(b"last words\n").unwrap();
         drop(guard);
         assert_eq!(out.0.lock().unwrap().1, b"last words\n");
+    }
+
+    /// A `Write` that never returns, like a pipe nobody reads.
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropping_the_guard_does_not_wait_for_a_stuck_output_forever() {
+        let (writer, guard) = batched(Stuck);
+        writer.make_writer().write_all(b"never read\n").unwrap();
+        // Let the writer thread take the line and block in the write.
+        std::thread::sleep(GATHER * 4);
+        let started = std::time::Instant::now();
+        drop(guard);
+        let waited = started.elapsed();
+        assert!(
+            waited >= LAST_WRITE && waited < LAST_WRITE * 3,
+            "waited {waited:?}"
+        );
     }
 
     #[test]
