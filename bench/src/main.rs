@@ -592,7 +592,7 @@ async fn run(args: Args) -> Result<(), String> {
         "{:<52} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
         "figure", "req/s", "p50 ms", "p99 ms", "floor r/s", "p50 ms", "p99 ms", "ratio"
     );
-    let rows = measure(&args, &workdir, &addr, &mut probe, &figures, true).await?;
+    let rows = measure(&args, &workdir, &addr, &figures, true).await?;
 
     // 5. Memory and disk.
     let peak_rss_kib = std::fs::read_to_string(format!("/proc/{}/status", server.pid))
@@ -658,7 +658,6 @@ async fn measure(
     args: &Args,
     workdir: &Path,
     addr: &str,
-    probe: &mut Conn,
     figures: &[(String, Vec<Req>)],
     floor: bool,
 ) -> Result<Vec<(String, Load, Option<Load>)>, String> {
@@ -668,6 +667,10 @@ async fn measure(
             println!("{name:<52} (no requests could be prepared)");
             continue;
         }
+        // A connection of its own per figure: one kept from the figure before would have sat idle through its
+        // load runs, longer than the server keeps an idle connection (--header-read-timeout) with --rounds.
+        let mut probe = Conn::open(addr).await?;
+        let probe = &mut probe;
         let (status, sample_body) = probe.call(&reqs[0]).await?;
         if status != 200 {
             return Err(format!(

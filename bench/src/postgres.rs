@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{
-    Args, Basics, CORE, Conn, Req, core_requests, extra_server_args, measure, pinned, start_server,
+    Args, Basics, CORE, Req, core_requests, extra_server_args, measure, pinned, start_server,
 };
 
 /// Copies the SQLite store into a fresh PostgreSQL database (`workmail-pat migrate`: binary COPY), serves it and
@@ -84,13 +84,11 @@ pub async fn figures(
         "{:<52} {:>10} {:>8} {:>8} | {:>10}",
         "figure (PostgreSQL)", "req/s", "p50 ms", "p99 ms", "x SQLite"
     );
-    let mut probe = Conn::open(&server.addr).await?;
     for figure in &figures {
         let rows = measure(
             args,
             workdir,
             &server.addr,
-            &mut probe,
             std::slice::from_ref(figure),
             false,
         )
@@ -103,7 +101,6 @@ pub async fn figures(
             println!(" | {:>10.2}", service.rps() / sqlite);
         }
     }
-    drop(probe);
     drop(server.guard);
     psql(&format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"))
 }
