@@ -70,6 +70,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A client address as log lines show it: empty when unknown. Formatted only when a line is written.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedIp(pub Option<IpAddr>);
+
+impl std::fmt::Display for LoggedIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The reverse proxies (and mail servers) whose word about the client's address is believed. Empty by default.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<Cidr>);

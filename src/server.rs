@@ -98,18 +98,6 @@ impl RequestIdText {
     }
 }
 
-/// The client address as the log shows it: empty when unknown.
-struct ClientIp(Option<std::net::IpAddr>);
-
-impl std::fmt::Display for ClientIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(ip) => ip.fmt(f),
-            None => Ok(()),
-        }
-    }
-}
-
 /// What [`request_context`] does, around `inner`, which gets the request, its id and its client address and
 /// answers with the response and the AWS operation it served (if any).
 async fn in_context<B, F, Fut>(
@@ -133,7 +121,7 @@ where
             &shared.app.settings.trusted_proxies,
         )
     });
-    let peer = ClientIp(addr.map(|a| a.client));
+    let peer = crate::client::LoggedIp(addr.map(|a| a.client));
     let access_at_info = shared.app.settings.access_log;
     let access_enabled = if access_at_info {
         tracing::enabled!(target: "workmail_pat::access", tracing::Level::INFO)

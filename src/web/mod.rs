@@ -492,20 +492,6 @@ fn verifier_authenticated(shared: &Shared, headers: &HeaderMap) -> Option<bool> 
     )
 }
 
-/// The mail client's address in verification log lines: empty when unknown. Formatted only when a line is
-/// written, not into a `String` per request.
-#[derive(Clone, Copy)]
-struct RemoteIp(Option<std::net::IpAddr>);
-
-impl std::fmt::Display for RemoteIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(ip) => ip.fmt(f),
-            None => Ok(()),
-        }
-    }
-}
-
 /// `POST /auth/v1/verify`: 200 for a valid token of that user, one uniform 401 for everything else.
 pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let fail = || WebError::unauthorized(VERIFY_FAILED).into_response();
@@ -558,7 +544,8 @@ pub async fn verify(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         (None, claimed)
     };
     let client = believed.or(addr.map(|a| a.client));
-    let remote_ip = RemoteIp(client);
+    // Formatted only when a line is written, not into a `String` per request.
+    let remote_ip = crate::client::LoggedIp(client);
     // Only failures log the organization as given (redacted): a success logs the verified one.
     let org_log = || redact::identifier(org_id.as_deref().unwrap_or(""));
     let request = tokens::VerifyRequest {
