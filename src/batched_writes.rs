@@ -1,38 +1,87 @@
 //! Answers written in batches across connections (issue 14).
 //!
 //! When the server is the busy side, every response written at once wakes its client, which then sleeps again until
-//! the next one: one cross-CPU wake-up per answer, a fifth of the server's time for a 10-per-page list under load
-//! (`perf record`: `sock_def_readable` in `writev`). [`BatchedWrites`] holds the first write after a request arrived
-//! back for one turn of the scheduler: the connection's task is queued again behind the tasks already runnable, so
-//! the requests that arrived together are all answered before the first answer goes out, and the answers then go
-//! out back to back, waking their clients once rather than once each.
+//! the next one: one cross-CPU wake-up per answer, a fifth of the server's time under load (`perf record`:
+//! `sock_def_readable` in `writev`; `perf stat -e sched:sched_wakeup` on the clients' core: one wake-up per answer).
+//! [`BatchedWrites`] holds the first write after a request arrived until the worker thread has nothing else to run,
+//! like Redis writes its replies before its event loop sleeps: the requests that arrived meanwhile are all answered
+//! first, and the answers then go out back to back, waking their clients once rather than once each. Holding for
+//! only one turn of the scheduler was not enough: once answers leave one by one, requests come back one by one, so
+//! there is never more than one to batch.
 //!
-//! The hold costs one extra poll of the connection's task and nothing else; an idle server answers as before (its
-//! queue is empty, so the task runs again at once). A write is held at most once per request that arrived, so a
-//! client that pipelines cannot keep its answers waiting.
+//! The worker releases the held answers when it is about to park ([`on_runtime`] installs the hook). Nothing can
+//! keep an answer waiting longer than [`MAX_HOLD`]: a connection that held for that long releases every held answer,
+//! and so does the [`MAX_HELD`]th held answer. A runtime without the hook (tests) holds each answer for one turn of
+//! the scheduler instead. A write is held at most once per request that arrived, so a pipelining client cannot keep
+//! its answers waiting.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The longest an answer waits for its batch.
+pub const MAX_HOLD: Duration = Duration::from_millis(1);
+/// The most answers held at once: the one that would make more releases them all.
+pub const MAX_HELD: usize = 256;
+
+/// The tasks of the held answers.
+static HELD: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+/// How many times held answers were released: an answer held before a release may go out.
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Whether this thread belongs to a runtime that releases held answers when it parks.
+    static RELEASES_ON_PARK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes `builder`'s worker threads release the held answers whenever they are about to park (go idle).
+pub fn on_runtime(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+    builder
+        .on_thread_start(|| RELEASES_ON_PARK.with(|on| on.set(true)))
+        .on_thread_park(release)
+}
+
+/// Lets every held answer go out.
+pub fn release() {
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if held.is_empty() {
+        return;
+    }
+    RELEASES.fetch_add(1, Ordering::AcqRel);
+    for waker in held.drain(..) {
+        waker.wake();
+    }
+}
 
 /// Where a connection stands between reading a request and writing its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
     /// Nothing read since the last write: writes go out at once.
     Off,
-    /// Bytes arrived: the next write is held for one turn.
+    /// Bytes arrived: the next write is held.
     Armed,
-    /// A write was held: the next one goes out, whatever arrives meanwhile.
-    Held,
+    /// A write is held until a release after the one counted here (or [`MAX_HOLD`]).
+    Waiting(u64),
+    /// A write was held for one turn (a runtime without the release hook): the next one goes out.
+    Turned,
 }
 
-/// A connection whose first write after each read waits for one turn of the scheduler.
+/// A connection whose first write after each read waits for its batch.
 #[derive(Debug)]
 pub struct BatchedWrites<S> {
     inner: S,
     hold: Hold,
+    /// Bounds a hold; made at the first hold and reset at each.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> BatchedWrites<S> {
@@ -40,24 +89,65 @@ impl<S> BatchedWrites<S> {
         Self {
             inner,
             hold: Hold::Off,
+            deadline: None,
         }
     }
 
-    /// Whether this write waits: the first after a read does, once.
+    /// Whether this write waits: the first after a read does, until its batch is released.
     fn holds(&mut self, cx: &mut Context<'_>) -> bool {
         match self.hold {
-            Hold::Armed => {
-                self.hold = Hold::Held;
+            Hold::Off => false,
+            Hold::Turned => {
+                self.hold = Hold::Off;
+                false
+            }
+            Hold::Armed if !RELEASES_ON_PARK.with(Cell::get) => {
+                self.hold = Hold::Turned;
                 // Queued again behind the tasks already runnable (a task that wakes itself while it is polled goes
                 // to the back of the run queue, not to the front).
                 cx.waker().wake_by_ref();
                 true
             }
-            Hold::Held | Hold::Off => {
-                self.hold = Hold::Off;
-                false
+            Hold::Armed => {
+                let released = {
+                    let mut held = HELD
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    held.push(cx.waker().clone());
+                    let released = RELEASES.load(Ordering::Acquire);
+                    (held.len() < MAX_HELD).then_some(released)
+                };
+                let Some(released) = released else {
+                    release();
+                    self.hold = Hold::Off;
+                    return false;
+                };
+                self.hold = Hold::Waiting(released);
+                let until = Instant::now() + MAX_HOLD;
+                match &mut self.deadline {
+                    Some(sleep) => sleep.as_mut().reset(until),
+                    none => *none = Some(Box::pin(tokio::time::sleep_until(until))),
+                }
+                self.still_waiting(cx, released)
             }
+            Hold::Waiting(released) => self.still_waiting(cx, released),
         }
+    }
+
+    /// Whether a held write still waits: no release since it was held, and not held for [`MAX_HOLD`] yet.
+    fn still_waiting(&mut self, cx: &mut Context<'_>, released: u64) -> bool {
+        let overdue = self
+            .deadline
+            .as_mut()
+            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        if overdue {
+            // This batch waited long enough (the worker never went idle): the others go too.
+            release();
+        } else if RELEASES.load(Ordering::Acquire) == released {
+            return true;
+        }
+        self.hold = Hold::Off;
+        false
     }
 }
 
@@ -211,5 +301,119 @@ mod tests {
             Poll::Ready(Ok(1))
         ));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// Held answers are process-wide: the tests that hold them run one at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A runtime of one worker thread that releases held answers when it parks, like the server's.
+    fn releasing_runtime() -> tokio::runtime::Runtime {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        on_runtime(builder.worker_threads(1).enable_all())
+            .build()
+            .unwrap()
+    }
+
+    /// Runs a client on a thread and runtime of its own: its timers must not wait for a worker kept busy.
+    fn on_a_thread_of_its_own<T: Send + 'static>(
+        client: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(client)
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// Serves one request on `io`: reads it, works for `work` (the worker thread busy), notes when the work ended,
+    /// answers.
+    async fn serve_one(
+        mut io: BatchedWrites<tokio::io::DuplexStream>,
+        work: std::time::Duration,
+        done: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    ) {
+        let mut request = [0u8; 7];
+        io.read_exact(&mut request).await.unwrap();
+        std::thread::sleep(work);
+        *done.lock().unwrap() = Some(std::time::Instant::now());
+        io.write_all(b"answer").await.unwrap();
+    }
+
+    #[test]
+    fn an_answer_waits_for_the_requests_that_arrived_while_it_was_worked_on() {
+        let _one = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let runtime = releasing_runtime();
+        let (a, mut client_a) = tokio::io::duplex(1024);
+        let (b, mut client_b) = tokio::io::duplex(1024);
+        let done_b = Arc::new(std::sync::Mutex::new(None));
+        let work = std::time::Duration::from_millis(30);
+        runtime.spawn(serve_one(BatchedWrites::new(a), work, Arc::default()));
+        runtime.spawn(serve_one(BatchedWrites::new(b), work, done_b.clone()));
+        // The client sends b's request while a's is worked on.
+        let answered_a = on_a_thread_of_its_own(async move {
+            client_a.write_all(b"request").await.unwrap();
+            tokio::time::sleep(work / 3).await;
+            client_b.write_all(b"request").await.unwrap();
+            let mut answer = [0u8; 6];
+            client_a.read_exact(&mut answer).await.unwrap();
+            let answered_a = std::time::Instant::now();
+            client_b.read_exact(&mut answer).await.unwrap();
+            answered_a
+        });
+        // Held for one turn only, a's answer left before b's request was worked on: a wake-up of its own.
+        let done_b = done_b.lock().unwrap().expect("b was answered");
+        assert!(
+            answered_a >= done_b,
+            "a's answer left before b's request was done"
+        );
+    }
+
+    #[test]
+    fn a_worker_that_never_goes_idle_holds_an_answer_at_most_max_hold() {
+        let _one = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let runtime = releasing_runtime();
+        let (a, mut client_a) = tokio::io::duplex(1024);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Always runnable: the worker never parks while this runs.
+        let busy = runtime.spawn({
+            let stop = stop.clone();
+            async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        runtime.spawn(serve_one(
+            BatchedWrites::new(a),
+            std::time::Duration::ZERO,
+            Arc::default(),
+        ));
+        let waited = on_a_thread_of_its_own(async move {
+            let sent = std::time::Instant::now();
+            client_a.write_all(b"request").await.unwrap();
+            let mut answer = [0u8; 6];
+            let answered = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client_a.read_exact(&mut answer),
+            )
+            .await;
+            (answered.is_ok(), sent.elapsed())
+        });
+        stop.store(true, Ordering::SeqCst);
+        runtime.block_on(busy).unwrap();
+        assert!(waited.0, "the answer never left while the worker was busy");
+        assert!(
+            waited.1 < MAX_HOLD * 50,
+            "the answer waited {:?} for a worker that never went idle",
+            waited.1
+        );
     }
 }
