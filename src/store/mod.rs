@@ -71,7 +71,8 @@ pub struct SummaryPage {
     pub count: usize,
     /// Whether a row follows the last appended one.
     pub has_more: bool,
-    /// The position of the last appended row.
+    /// The position of the last row of a full page (the `limit`th): where the next page starts. A page with fewer
+    /// rows has none.
     pub last: Option<Cursor>,
 }
 
@@ -84,27 +85,36 @@ impl SummaryPage {
         }
     }
 
-    /// Appends a row read in page order (its position and stored summary); a row beyond `limit` only says that more
-    /// exist. `false` once the page is complete: the caller stops reading. The last position is kept in one reused
+    /// Appends a row read in page order (its stored summary); a row beyond `limit` only says that more exist.
+    /// `false` once the page is complete: the caller stops reading. The row's position (`created_ms`, id) is read
+    /// only for the `limit`th row, the one a NextToken names (issue 14: two columns fewer read per row), into one
     /// cursor, so nothing is allocated per row.
-    pub(crate) fn push(&mut self, limit: usize, created_ms: i64, id: &str, summary: &[u8]) -> bool {
+    pub(crate) fn push<'r, E>(
+        &mut self,
+        limit: usize,
+        summary: &[u8],
+        position: impl FnOnce() -> Result<(i64, &'r str), E>,
+    ) -> Result<bool, E> {
         if self.count == limit {
             self.has_more = true;
-            return false;
+            return Ok(false);
         }
         if self.count > 0 {
             self.body.push(b',');
         }
         self.body.extend_from_slice(summary);
-        let last = self.last.get_or_insert_with(|| Cursor {
-            created_ms,
-            id: String::new(),
-        });
-        last.created_ms = created_ms;
-        last.id.clear();
-        last.id.push_str(id);
         self.count += 1;
-        true
+        if self.count == limit {
+            let (created_ms, id) = position()?;
+            let last = self.last.get_or_insert_with(|| Cursor {
+                created_ms,
+                id: String::new(),
+            });
+            last.created_ms = created_ms;
+            last.id.clear();
+            last.id.push_str(id);
+        }
+        Ok(true)
     }
 
     /// Forgets every row appended after the first `start` bytes of the body (a retried read starts again).

@@ -461,7 +461,9 @@ async fn summary_page(
     let stmt = c.prepare_cached(sql.postgres).await?;
     for row in c.query(&stmt, &refs(args)).await? {
         let summary = row.try_get::<_, &str>(2)?.as_bytes();
-        if !page.push(limit, row.try_get(0)?, row.try_get(1)?, summary) {
+        if !page.push(limit, summary, || -> Attempt<_> {
+            Ok((row.try_get(0)?, row.try_get(1)?))
+        })? {
             break;
         }
     }

@@ -278,9 +278,14 @@ fn summary_page<P: ToSql>(
     let mut page = SummaryPage::new(body);
     while let Some(row) = rows.next().map_err(backend)? {
         let column = |i| row.get_ref(i).map_err(backend);
-        let id = column(1)?.as_str().map_err(backend)?;
         let summary = column(2)?.as_bytes().map_err(backend)?;
-        if !page.push(limit, row.get(0).map_err(backend)?, id, summary) {
+        let position = || -> Result<_, StoreError> {
+            Ok((
+                column(0)?.as_i64().map_err(backend)?,
+                column(1)?.as_str().map_err(backend)?,
+            ))
+        };
+        if !page.push(limit, summary, position)? {
             break;
         }
     }
