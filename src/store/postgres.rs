@@ -385,18 +385,18 @@ impl SqlRow for Row {
     sql::sql_row_getters!(try_get, classify);
 }
 
-impl ToSql for Param {
+impl ToSql for Arg<'_> {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        match self {
-            Param::Null => Ok(IsNull::Yes),
-            Param::Text(s) => s.to_sql_checked(ty, out),
-            Param::Int(i) => i.to_sql_checked(ty, out),
-            Param::Bool(b) => b.to_sql_checked(ty, out),
-            Param::Bytes(b) => b.to_sql_checked(ty, out),
+        match *self {
+            Arg::Null => Ok(IsNull::Yes),
+            Arg::Text(s) => s.to_sql_checked(ty, out),
+            Arg::Int(i) => i.to_sql_checked(ty, out),
+            Arg::Bool(b) => b.to_sql_checked(ty, out),
+            Arg::Bytes(b) => b.to_sql_checked(ty, out),
         }
     }
 
@@ -408,19 +408,16 @@ impl ToSql for Param {
     to_sql_checked!();
 }
 
-impl ToSql for Arg<'_> {
+impl ToSql for Param {
     fn to_sql(
         &self,
         ty: &Type,
         out: &mut BytesMut,
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        match self {
-            Arg::Text(s) => s.to_sql_checked(ty, out),
-            Arg::Int(i) => i.to_sql_checked(ty, out),
-        }
+        self.as_arg().to_sql(ty, out)
     }
 
-    /// Any type, as for [`Param`].
+    /// Any type, as for [`Arg`].
     fn accepts(_: &Type) -> bool {
         true
     }

@@ -227,20 +227,27 @@ pub const SUMMARIES_OF_ORG: Stmt = token_page!(summary_columns!(), "pats_org_pag
 pub const SUMMARY_OF_TOKEN: Stmt = stmt!(concat!(
     "SELECT summary FROM personal_access_tokens WHERE org_id = ?1 AND id = ?2 AND ", org_active!("?3", "?4")));
 
-/// A bound value borrowed from the caller, for the page read of the hot path ([`super::executor::Executor::summaries`]):
-/// the strings are bound where they are, not copied into [`Param`]s first (issue 14: allocations per request).
+/// A bound value borrowed from the caller: what each driver binds ([`Param::as_arg`] gives it for an owned value).
+/// The page read of the hot path ([`super::executor::Executor::summaries`]) binds the caller's strings where they are,
+/// not copied into [`Param`]s first (issue 14: allocations per request).
 #[derive(Debug, Clone, Copy)]
 pub enum Arg<'a> {
+    Null,
     Text(&'a str),
     Int(i64),
+    Bool(bool),
+    Bytes(&'a [u8]),
 }
 
 impl Arg<'_> {
     /// The owned form, for a backend that must move the values to another thread.
     pub fn to_param(self) -> Param {
         match self {
+            Arg::Null => Param::Null,
             Arg::Text(s) => Param::Text(s.to_owned()),
             Arg::Int(i) => Param::Int(i),
+            Arg::Bool(b) => Param::Bool(b),
+            Arg::Bytes(b) => Param::Bytes(b.to_vec()),
         }
     }
 
@@ -258,6 +265,19 @@ pub enum Param {
     Int(i64),
     Bool(bool),
     Bytes(Vec<u8>),
+}
+
+impl Param {
+    /// The value borrowed, as the drivers bind it.
+    pub fn as_arg(&self) -> Arg<'_> {
+        match self {
+            Param::Null => Arg::Null,
+            Param::Text(s) => Arg::Text(s),
+            Param::Int(i) => Arg::Int(*i),
+            Param::Bool(b) => Arg::Bool(*b),
+            Param::Bytes(b) => Arg::Bytes(b),
+        }
+    }
 }
 
 macro_rules! param_from {

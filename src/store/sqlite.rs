@@ -228,24 +228,26 @@ impl SqlRow for Row<'_> {
     sql::sql_row_getters!(get, backend);
 }
 
+/// How SQLite binds a value: text and bytes where they are.
+fn bound(arg: Arg<'_>) -> ToSqlOutput<'_> {
+    match arg {
+        Arg::Null => ToSqlOutput::Owned(Value::Null),
+        Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        Arg::Int(i) => ToSqlOutput::Owned(Value::Integer(i)),
+        Arg::Bool(b) => ToSqlOutput::Owned(Value::Integer(i64::from(b))),
+        Arg::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+    }
+}
+
 impl ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match *self {
-            Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Arg::Int(i) => ToSqlOutput::Owned(Value::Integer(i)),
-        })
+        Ok(bound(*self))
     }
 }
 
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Param::Null => ToSqlOutput::Owned(Value::Null),
-            Param::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Param::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
-            Param::Bool(b) => ToSqlOutput::Owned(Value::Integer(*b as i64)),
-            Param::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-        })
+        Ok(bound(self.as_arg()))
     }
 }
 
