@@ -58,6 +58,7 @@ pub mod pagination;
 pub mod private_files;
 pub mod protocol;
 pub mod redact;
+pub mod runtime;
 pub mod secrets;
 pub mod seed;
 pub mod server;

@@ -508,7 +508,7 @@ fn init_tracing(format: LogFormat) -> crate::log_writer::Guard {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    let runtime = match crate::batched_writes::on_runtime(builder.enable_all()).build() {
+    let runtime = match crate::runtime::on_runtime(builder.enable_all()).build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

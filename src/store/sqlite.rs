@@ -7,6 +7,8 @@
 //! The statements and the `Store` methods are shared with PostgreSQL ([`super::sql`]); this file runs them (reads
 //! on the reader connections, writes on the writer), maps SQLite's errors and lists the SQLite migrations.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -41,6 +43,130 @@ pub struct SqliteStore {
     /// taking turns made every cache see every fourth read, so a working set that fits one cache missed in all four
     /// (`pread` per verification under load). Concurrent reads still spread over the others.
     readers: Arc<Vec<Mutex<Connection>>>,
+    /// Keeps a read mark for a burst of reads (none for an in-memory store).
+    read_mark: Option<Arc<ReadMark>>,
+}
+
+/// A connection that keeps a read transaction open while a worker thread is busy, so that the readers' own read
+/// transactions take their WAL read mark without a system call (issue 14).
+///
+/// Each SQLite read transaction locks a read mark of the WAL index (the `-shm` file) and unlocks it at its end: two
+/// `fcntl` calls, which were 8 % of the server's time answering GetPersonalAccessTokenMetadata (`perf record`;
+/// `strace -c`: 2 `fcntl` a request). SQLite counts the shared locks its connections in one process hold on a mark
+/// and makes the system call only for the first lock and the last unlock; while this connection holds the mark the
+/// readers use, theirs cost nothing. What a reader sees does not change: every reader still begins its own read
+/// transaction on the latest commit (a reader picks the mark naming the newest frame, and reads up to the newest
+/// frame whatever mark it holds); a kept mark only stops a checkpoint from copying frames past it into the database
+/// file and the WAL from starting over from its beginning, like any reader in progress does.
+///
+/// So the mark is kept only while it is used: it is taken by the first read on a runtime's worker thread and let go
+/// when that worker is about to park ([`let_go_of_read_marks`], run by [`crate::runtime::on_runtime`]'s hook), which
+/// a busy server's worker does after every batch of requests and an idle one at once; and it is let go before every
+/// write of this process (so that the write's automatic checkpoint is not held back) and not taken until the write
+/// has ended. A checkpoint of another process (the CLI) waits for it like for any other reader, at most until the
+/// worker runs out of requests.
+#[derive(Debug)]
+struct ReadMark {
+    conn: Mutex<Connection>,
+    /// Whether `conn` has its read transaction open.
+    kept: AtomicBool,
+    /// Writes of this process in progress: no mark is taken meanwhile.
+    writes: AtomicUsize,
+}
+
+thread_local! {
+    /// Whether this thread is a runtime worker that runs [`let_go_of_read_marks`] when it is about to park: set by
+    /// the first run (blocking-pool threads, and runtimes without the hook, never take a mark).
+    static LETS_GO: Cell<bool> = const { Cell::new(false) };
+    /// The marks taken on this thread, let go when it is about to park.
+    static KEPT: Cell<Vec<Arc<ReadMark>>> = const { Cell::new(Vec::new()) };
+}
+
+/// Lets go of the read marks taken on this thread (its worker is about to park), and marks the thread as one that
+/// does so.
+pub fn let_go_of_read_marks() {
+    LETS_GO.with(|on| on.set(true));
+    let mut kept = KEPT.take();
+    for mark in kept.drain(..) {
+        mark.let_go();
+    }
+    KEPT.set(kept);
+}
+
+impl ReadMark {
+    fn open(path: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: Mutex::new(read_only(path)?),
+            kept: AtomicBool::new(false),
+            writes: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes the mark for the reads of this burst, unless it is kept already, a write is in progress, this thread
+    /// never lets go of it, or another thread is taking it right now.
+    fn keep(self: &Arc<Self>) {
+        if self.kept.load(Ordering::Acquire)
+            || self.writes.load(Ordering::Acquire) > 0
+            || !LETS_GO.with(Cell::get)
+        {
+            return;
+        }
+        let Ok(conn) = self.conn.try_lock() else {
+            return;
+        };
+        if self.kept.load(Ordering::Acquire) || self.writes.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        // `BEGIN` opens no read transaction by itself: the first read of the database does.
+        let begun = conn.prepare_cached("BEGIN").and_then(|mut s| s.execute([]));
+        let read = begun.and_then(|_| {
+            conn.prepare_cached("SELECT 1 FROM sqlite_schema LIMIT 1")
+                .and_then(|mut s| s.query([]).and_then(|mut rows| rows.next().map(drop)))
+        });
+        if read.is_err() {
+            // An optimisation only: a mark not kept costs the readers their system calls, nothing else.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            return;
+        }
+        self.kept.store(true, Ordering::Release);
+        let mut kept = KEPT.take();
+        if !kept.iter().any(|m| Arc::ptr_eq(m, self)) {
+            kept.push(self.clone());
+        }
+        KEPT.set(kept);
+    }
+
+    /// Ends the read transaction, if it is open.
+    fn let_go(&self) {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.kept.swap(false, Ordering::AcqRel)
+            && conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .is_err()
+            && !conn.is_autocommit()
+        {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A read-only connection to the file at `path`.
+fn read_only(path: &str) -> Result<Connection, StoreError> {
+    let reader = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    reader
+        .busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    Ok(reader)
 }
 
 /// Read-only connections per file store.
@@ -115,17 +241,11 @@ impl SqliteStore {
             }
         }
         let mut readers = Vec::new();
+        let mut read_mark = None;
         if path != ":memory:" && !path.starts_with("file::memory:") {
+            read_mark = Some(Arc::new(ReadMark::open(path)?));
             for _ in 0..READERS {
-                let reader = Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(backend)?;
-                reader
-                    .busy_timeout(std::time::Duration::from_secs(10))
-                    .map_err(backend)?;
+                let reader = read_only(path)?;
                 reader.set_prepared_statement_cache_capacity(64);
                 reader
                     .execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB}"))
@@ -136,6 +256,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(readers),
+            read_mark,
         })
     }
 
@@ -156,6 +277,9 @@ impl SqliteStore {
     where
         F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
+        if let Some(mark) = &self.read_mark {
+            mark.keep();
+        }
         for reader in self.readers.iter() {
             if let Ok(guard) = reader.try_lock() {
                 return f(&guard);
@@ -177,7 +301,10 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let mark = self.read_mark.clone();
         tokio::task::spawn_blocking(move || {
+            // Without this process's own read mark, so that the write's automatic checkpoint can copy every frame.
+            let _writing = mark.as_deref().map(Writing::new);
             let mut guard = conn
                 .lock()
                 .map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
@@ -185,6 +312,23 @@ impl SqliteStore {
         })
         .await
         .map_err(backend)?
+    }
+}
+
+/// A write in progress: the read mark is let go and not taken again until it ends.
+struct Writing<'a>(&'a ReadMark);
+
+impl<'a> Writing<'a> {
+    fn new(mark: &'a ReadMark) -> Self {
+        mark.writes.fetch_add(1, Ordering::AcqRel);
+        mark.let_go();
+        Self(mark)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.writes.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -434,5 +578,90 @@ impl Executor for SqliteStore {
                 .map_err(backend)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime of one worker thread with the server's park hook.
+    fn server_like_runtime() -> tokio::runtime::Runtime {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        crate::runtime::on_runtime(builder.worker_threads(1).enable_all())
+            .build()
+            .unwrap()
+    }
+
+    /// Whether a checkpoint that starts the WAL over finds a reader in its way (`busy` of `wal_checkpoint`).
+    fn restart_blocked(other: &Connection) -> bool {
+        other
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+            == 1
+    }
+
+    fn count(store: &SqliteStore) -> i64 {
+        store
+            .on_reader(|conn| {
+                conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(backend)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_busy_worker_keeps_a_read_mark_that_hides_no_commit_and_goes_when_it_is_idle() {
+        let dir = std::env::temp_dir().join(format!("wp-read-mark-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db");
+        let path = path.to_str().unwrap().to_owned();
+        let store = SqliteStore::open(&path).unwrap();
+        // Another process's connection, whose writes stay in the WAL until it checkpoints them itself.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        server_like_runtime().block_on(async move {
+            tokio::spawn(async move {
+                // The worker goes idle once, as it does when the server starts.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                assert_eq!(count(&store), 1);
+                // The worker is busy (this task has not yielded): the mark is kept and stops the WAL from starting
+                // over.
+                assert!(restart_blocked(&other), "the read mark was kept");
+                // Kept, it hides no commit: a read sees what was committed after the mark was taken.
+                other.execute("INSERT INTO t VALUES (2)", []).unwrap();
+                assert_eq!(count(&store), 2);
+                // Idle, the worker lets go of it.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                assert!(!restart_blocked(&other), "the read mark was let go");
+                // A write of this process lets go of it too, before it starts.
+                assert_eq!(count(&store), 2);
+                store
+                    .run(|conn| {
+                        conn.execute_batch("CREATE TABLE u (y INTEGER)")
+                            .map_err(backend)
+                    })
+                    .await
+                    .unwrap();
+                assert!(
+                    !store
+                        .read_mark
+                        .as_ref()
+                        .unwrap()
+                        .kept
+                        .load(Ordering::Acquire)
+                );
+            })
+            .await
+            .unwrap();
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
