@@ -462,7 +462,15 @@ async fn run(args: Args) -> Result<(), String> {
         println!("load average before the run: {}", load.trim());
     }
 
-    // 1. The store, through the bulk path.
+    // 1. The store, through the bulk path. A store left in `--workdir` by an earlier run goes first: seeding into it
+    // would add its tokens to the old ones.
+    for suffix in ["", "-wal", "-shm", ".pepper", ".token-key"] {
+        let file = PathBuf::from(format!("{}{suffix}", db.display()));
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+        }
+    }
     let started = Instant::now();
     let out = Command::new(&server_bin)
         .args([
