@@ -59,12 +59,12 @@ pub struct SqliteStore {
 /// frame whatever mark it holds); a kept mark only stops a checkpoint from copying frames past it into the database
 /// file and the WAL from starting over from its beginning, like any reader in progress does.
 ///
-/// So the mark is kept only while it is used: it is taken by the first read on a runtime's worker thread and let go
-/// when that worker is about to park ([`let_go_of_read_marks`], run by [`crate::runtime::on_runtime`]'s hook), which
-/// a busy server's worker does after every batch of requests and an idle one at once; and it is let go before every
-/// write of this process (so that the write's automatic checkpoint is not held back) and not taken until the write
-/// has ended. A checkpoint of another process (the CLI) waits for it like for any other reader, at most until the
-/// worker runs out of requests.
+/// So the mark is kept only while it is used: it is taken by the second read on a runtime's worker thread since that
+/// worker was last idle (a lone request would pay for it and save nothing) and let go when the worker is about to park
+/// ([`let_go_of_read_marks`], run by [`crate::runtime::on_runtime`]'s hook), which a busy server's worker does after
+/// every batch of requests and an idle one at once; and it is let go before every write of this process (so that the
+/// write's automatic checkpoint is not held back) and not taken until the write has ended. A checkpoint of another
+/// process (the CLI) waits for it like for any other reader, at most until the worker runs out of requests.
 #[derive(Debug)]
 struct ReadMark {
     conn: Mutex<Connection>,
