@@ -10,12 +10,15 @@
 //! there is never more than one to batch.
 //!
 //! The worker releases the held answers when it is about to park ([`crate::runtime::on_runtime`] installs the hook;
-//! with several workers, any one going idle releases them all). A worker that never goes idle still lets them go: a
-//! watchdog thread, awake while answers are being held, releases every held answer that saw no release for one
-//! [`MAX_HOLD`] (so no answer waits more than about twice that); so does the [`MAX_HELD`]th held answer. It is a
+//! with several workers, any one going idle releases them all). A worker that never goes idle still lets them go:
+//! the answer held when the batch is already [`MAX_HOLD`] old releases it (so does the [`MAX_HELD`]th held answer),
+//! and for a worker busy with other work, a watchdog thread, awake while answers are being held, releases every held
+//! answer that saw no release for one [`WATCHDOG_TICK`] (so no answer waits more than about twice that). It is a
 //! thread rather than a timer per connection because re-arming a tokio timer while the worker runs wakes the worker's
-//! driver (an `eventfd` write): one system call per answer, 0.46 a request under load (`strace -c`). The watchdog
-//! sleeps once no answer was held for 100 of its ticks. A runtime without the hook (tests) holds each answer for one
+//! driver (an `eventfd` write): one system call per answer, 0.46 a request under load (`strace -c`). Its tick is
+//! longer than [`MAX_HOLD`] because every tick preempts the worker on a loaded core (ticking every millisecond was
+//! ~2 % of the server's time under the metadata load, `perf record`). The watchdog sleeps once no answer was held
+//! for 100 of its ticks. A runtime without the hook (tests) holds each answer for one
 //! turn of the scheduler instead. A write is held at most once per request that arrived, so a pipelining client
 //! cannot keep its answers waiting.
 
@@ -29,8 +32,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// How long a held answer waits for its batch before the watchdog releases the batch (see the module's note).
+/// How old a batch may be when another answer joins it: that answer releases the batch instead (see the module's note).
 pub const MAX_HOLD: Duration = Duration::from_millis(1);
+/// How often the watchdog looks whether held answers saw a release (see the module's note).
+pub const WATCHDOG_TICK: Duration = Duration::from_millis(5);
 /// The most answers held at once: the one that would make more releases them all.
 pub const MAX_HELD: usize = 256;
 
@@ -38,6 +43,15 @@ pub const MAX_HELD: usize = 256;
 static HELD: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
 /// How many times held answers were released: an answer held before a release may go out.
 static RELEASES: AtomicU64 = AtomicU64::new(0);
+/// When the oldest held answer was held ([`since_start`]), valid while [`HELD`] is not empty.
+static BATCH_STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds since the first call: a clock for [`BATCH_STARTED`].
+fn since_start() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 thread_local! {
     /// Whether this thread belongs to a runtime that releases held answers when it parks.
@@ -115,13 +129,20 @@ impl<S> BatchedWrites<S> {
                 true
             }
             Hold::Armed => {
+                let now = since_start();
                 let released = {
                     let mut held = HELD
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    held.push(cx.waker().clone());
-                    let released = RELEASES.load(Ordering::Acquire);
-                    (held.len() < MAX_HELD).then_some(released)
+                    if held.is_empty() {
+                        BATCH_STARTED.store(now, Ordering::Relaxed);
+                    }
+                    let age = now.saturating_sub(BATCH_STARTED.load(Ordering::Relaxed));
+                    // Full or old: this answer goes now, with the batch.
+                    (held.len() + 1 < MAX_HELD && age < MAX_HOLD.as_nanos() as u64).then(|| {
+                        held.push(cx.waker().clone());
+                        RELEASES.load(Ordering::Acquire)
+                    })
                 };
                 let Some(released) = released else {
                     release();
@@ -146,7 +167,7 @@ impl<S> BatchedWrites<S> {
     }
 }
 
-/// The thread that releases the answers a worker too busy to park holds for longer than [`MAX_HOLD`].
+/// The thread that releases the answers a worker too busy to park holds for longer than [`WATCHDOG_TICK`].
 mod watchdog {
     use super::*;
 
@@ -199,7 +220,7 @@ mod watchdog {
             while idle < IDLE_TICKS {
                 let seen = RELEASES.load(Ordering::Acquire);
                 let held = holding();
-                std::thread::sleep(MAX_HOLD);
+                std::thread::sleep(WATCHDOG_TICK);
                 if held && RELEASES.load(Ordering::Acquire) == seen {
                     // Held for a whole tick without a release: the worker never went idle.
                     release();
@@ -365,6 +386,58 @@ mod tests {
             Poll::Ready(Ok(1))
         ));
         assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    }
+
+    /// A worker that keeps answering without ever parking: an answer held when its batch is older than
+    /// [`MAX_HOLD`] lets the whole batch go at once, without waiting for the watchdog.
+    #[test]
+    fn an_answer_joining_a_batch_older_than_max_hold_releases_it() {
+        let _one = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // This thread counts as a worker whose park hook releases (it never parks here).
+        on_thread_start();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        // The watchdog may release between the two holds (it ticks every WATCHDOG_TICK, longer than the wait
+        // here); a try it interfered with is not counted.
+        for _ in 0..20 {
+            let (a, mut client_a) = tokio::io::duplex(1024);
+            let (b, mut client_b) = tokio::io::duplex(1024);
+            let (mut a, mut b) = (BatchedWrites::new(a), BatchedWrites::new(b));
+            runtime.block_on(async {
+                client_a.write_all(b"request").await.unwrap();
+                client_b.write_all(b"request").await.unwrap();
+            });
+            assert_eq!(poll_read(&mut a, &mut cx), 7);
+            assert_eq!(poll_read(&mut b, &mut cx), 7);
+            release();
+            let before = RELEASES.load(Ordering::Acquire);
+            let woken = counter.0.load(Ordering::SeqCst);
+            assert!(poll_write(&mut a, &mut cx, b"answer").is_pending());
+            std::thread::sleep(MAX_HOLD * 2);
+            if RELEASES.load(Ordering::Acquire) != before {
+                continue;
+            }
+            // The batch is older than MAX_HOLD: b's answer goes out now, and a's is released with it.
+            assert!(
+                matches!(poll_write(&mut b, &mut cx, b"answer"), Poll::Ready(Ok(6))),
+                "the answer joined a batch older than MAX_HOLD and was held"
+            );
+            assert_eq!(RELEASES.load(Ordering::Acquire), before + 1);
+            assert_eq!(counter.0.load(Ordering::SeqCst), woken + 1);
+            assert!(matches!(
+                poll_write(&mut a, &mut cx, b"answer"),
+                Poll::Ready(Ok(6))
+            ));
+            RELEASES_ON_PARK.with(|on| on.set(false));
+            return;
+        }
+        panic!("the watchdog released during every try");
     }
 
     /// Held answers are process-wide: the tests that hold them run one at a time.

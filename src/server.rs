@@ -153,10 +153,14 @@ where
                 (response, None)
             }
         };
-    if !response.headers().contains_key("x-amzn-requestid")
+    if !response
+        .headers()
+        .contains_key(&protocol::X_AMZN_REQUEST_ID)
         && let Ok(v) = axum::http::HeaderValue::from_str(id.as_str())
     {
-        response.headers_mut().insert("x-amzn-RequestId", v);
+        response
+            .headers_mut()
+            .insert(protocol::X_AMZN_REQUEST_ID, v);
     }
     if !access_enabled {
         return response;

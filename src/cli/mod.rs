@@ -487,21 +487,54 @@ fn install_metrics_recorder() -> Option<metrics_exporter_prometheus::PrometheusH
 /// command ends: dropping it writes what is left.
 #[must_use = "dropping the guard stops the log writer"]
 fn init_tracing(format: LogFormat) -> crate::log_writer::Guard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let (writer, guard) = crate::log_writer::batched(std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE)
         .with_writer(writer)
         // Plain text, also on a terminal: tracing-subscriber's `ansi` feature is off (Cargo.toml), because with it
         // every field of every line and request span went through a colour wrapper even when colours were off
         // (~800 instructions a field; /auth/v1/verify 106,283 -> 100,677 instructions a request, issue 14).
         .with_ansi(false);
+    let (targets, env_filter) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.finish().with(targets).with(env_filter).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .finish()
+            .with(targets)
+            .with(env_filter)
+            .try_init(),
     };
     guard
+}
+
+/// The log filter of `RUST_LOG` (default `info`), one of the two. Directives of targets and levels only (`info`,
+/// `workmail_pat=debug,hyper=warn`) make a static [`Targets`] filter; anything else (span and field filters) an
+/// [`EnvFilter`], which supports them at a price every span pays: it looks the span up under a lock, with SipHash,
+/// whenever a request's span is made, entered, left or closed (issue 14).
+///
+/// [`Targets`]: tracing_subscriber::filter::Targets
+/// [`EnvFilter`]: tracing_subscriber::EnvFilter
+fn log_filter(
+    rust_log: Option<&str>,
+) -> (
+    Option<tracing_subscriber::filter::Targets>,
+    Option<tracing_subscriber::EnvFilter>,
+) {
+    let directives = rust_log.unwrap_or("info");
+    // `Targets` would read `foo[span]=info` as a target named "foo[span]": only plain directives go to it.
+    let plain = !directives.is_empty()
+        && directives
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'=' | b',' | b'-'));
+    if plain && let Ok(targets) = directives.parse() {
+        return (Some(targets), None);
+    }
+    let env_filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    (None, Some(env_filter))
 }
 
 /// Entry point of the binary; returns the process exit code.
@@ -778,6 +811,35 @@ mod tests {
         assert_eq!(id, "AKID");
         assert_eq!(e.account, "111111111111");
         assert!(!format!("{e:?}").contains("\"secret\""));
+    }
+
+    #[test]
+    fn plain_log_directives_make_a_static_filter_and_the_rest_an_env_filter() {
+        use tracing::Level;
+        let targets = |rust_log| match log_filter(rust_log) {
+            (Some(targets), None) => targets,
+            other => panic!("{rust_log:?} made {other:?}"),
+        };
+        let default = targets(None);
+        assert!(default.would_enable("workmail_pat::access", &Level::INFO));
+        assert!(!default.would_enable("workmail_pat::access", &Level::DEBUG));
+        let mixed = targets(Some("warn,workmail_pat::access=debug,hyper=off"));
+        assert!(mixed.would_enable("workmail_pat::access", &Level::DEBUG));
+        assert!(!mixed.would_enable("workmail_pat::server", &Level::INFO));
+        assert!(mixed.would_enable("workmail_pat::server", &Level::WARN));
+        assert!(!mixed.would_enable("hyper::proto", &Level::ERROR));
+        // Span and field filters, an empty value and nonsense keep EnvFilter's meaning.
+        for rust_log in [
+            "info,[request]=debug",
+            "workmail_pat[{request_id}]=trace",
+            "",
+            "a=b=c",
+        ] {
+            assert!(
+                matches!(log_filter(Some(rust_log)), (None, Some(_))),
+                "{rust_log:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AuthMode, sigv4, sigv4_error};
@@ -17,10 +17,13 @@ use crate::ops::{self, Ctx, Operation};
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const TARGET_PREFIX: &str = "WorkMailService.";
+/// Header names used on every request, ready for lookups (a `&str` key is parsed and validated at each one).
+const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+pub const X_AMZN_REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 /// Maps the `X-Amz-Target` header to an operation. Every other target, WorkMail's other operations included, is an
 /// `UnknownOperationException` (HTTP 400, so SDKs do not retry it).
 pub fn parse_target(headers: &HeaderMap) -> Result<Operation, ServiceError> {
-    let mut values = headers.get_all("x-amz-target").iter();
+    let mut values = headers.get_all(&X_AMZ_TARGET).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return Err(ServiceError::new(
             ErrorCode::UnknownOperationException,
@@ -231,7 +234,7 @@ fn base_headers(response: &mut Response, request_id: &str) {
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-RequestId", v);
+        h.insert(X_AMZN_REQUEST_ID, v);
     }
 }
 

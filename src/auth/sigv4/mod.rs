@@ -38,6 +38,8 @@ mod tests;
 use std::fmt;
 use std::time::Duration;
 
+use axum::http::HeaderName;
+
 pub use authorization::{Authorization, parse_authorization};
 pub use cache::SigningSecret;
 pub use verify::{RequestToVerify, verify, verify_secret};
@@ -61,6 +63,10 @@ pub const REQUIRED_SIGNED_HEADERS: &[&str] = &["host", "x-amz-date", "x-amz-targ
 const SECURITY_TOKEN: &str = "x-amz-security-token";
 const CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_DATE: &str = "x-amz-date";
+// The same names ready for lookups: a `&str` key is parsed and validated at every lookup (issue 14).
+const SECURITY_TOKEN_NAME: HeaderName = HeaderName::from_static(SECURITY_TOKEN);
+const CONTENT_SHA256_NAME: HeaderName = HeaderName::from_static(CONTENT_SHA256);
+const X_AMZ_DATE_NAME: HeaderName = HeaderName::from_static(X_AMZ_DATE);
 
 /// Echoed client input is cut to this many characters so that a huge header cannot blow up an
 /// error body or a log line.

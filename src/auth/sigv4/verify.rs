@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 use super::cache::{KeyRef, SIGNING_KEY_CACHE, SigningSecret};
 use super::canonical::{canonical_request_hash, signature_of, signing_key};
 use super::{
-    Authorization, CONTENT_SHA256, REQUIRED_SIGNED_HEADERS, SECURITY_TOKEN,
-    SIGNATURE_MISMATCH_MESSAGE, SigV4Error, X_AMZ_DATE, echo, incomplete, invalid,
+    Authorization, CONTENT_SHA256_NAME, REQUIRED_SIGNED_HEADERS, SECURITY_TOKEN,
+    SECURITY_TOKEN_NAME, SIGNATURE_MISMATCH_MESSAGE, SigV4Error, X_AMZ_DATE_NAME, echo, incomplete,
+    invalid,
 };
 
 /// Everything needed to verify one request.
@@ -130,7 +131,7 @@ fn check(
 
     // 2. Headers that must be covered by the signature.
     let is_signed = |name: &str| auth.signed_headers.iter().any(|h| h.as_ref() == name);
-    let token_present = req.headers.contains_key(SECURITY_TOKEN);
+    let token_present = req.headers.contains_key(&SECURITY_TOKEN_NAME);
     let extra = if token_present {
         Some(SECURITY_TOKEN)
     } else {
@@ -156,7 +157,7 @@ fn check(
     }
 
     // 4. X-Amz-Date: exactly one, basic ISO 8601.
-    let mut dates = req.headers.get_all(X_AMZ_DATE).iter();
+    let mut dates = req.headers.get_all(&X_AMZ_DATE_NAME).iter();
     let Some(date_value) = dates.next() else {
         return Err(incomplete(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
@@ -195,7 +196,7 @@ fn check(
     let _ = hex::encode_to_slice(Sha256::digest(req.body), &mut payload_hash);
     // Hex digits are ASCII.
     let payload_hash = std::str::from_utf8(&payload_hash).unwrap_or_default();
-    let mut declared = req.headers.get_all(CONTENT_SHA256).iter();
+    let mut declared = req.headers.get_all(&CONTENT_SHA256_NAME).iter();
     if let Some(value) = declared.next() {
         if declared.next().is_some() {
             return Err(incomplete(
