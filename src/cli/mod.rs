@@ -719,6 +719,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let report = crate::seed::apply(&shared.app, &file).await?;
         tracing::info!(organizations = report.organizations.len(), file = %path.display(), "seed file applied");
     }
+    if let Err(e) = shared.app.store.prepare_to_serve().await {
+        // Only reads get slower (see the SQLite store's note): the server still serves.
+        tracing::warn!(error = %e, "readying the store for reads failed");
+    }
     let backlog = shared.limits.max_connections.max(LISTEN_BACKLOG);
     let listener = crate::server::listen(args.listen, backlog)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -72,6 +72,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Flushes and closes cleanly.
     async fn shut_down(&self) -> Result<(), StoreError>;
 
+    /// Readies the store to serve many reads ([`Store::prepare_to_serve`]).
+    async fn prepare_to_serve(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Runs the many inserts of a bulk import in one transaction (a backend may give it more memory).
     async fn bulk_write(&self, steps: Vec<Step>) -> Result<(), StoreError> {
         self.write(false, steps).await.map(drop)
@@ -991,5 +996,9 @@ impl<E: Executor> Store for E {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.shut_down().await
+    }
+
+    async fn prepare_to_serve(&self) -> Result<(), StoreError> {
+        Executor::prepare_to_serve(self).await
     }
 }
