@@ -644,14 +644,19 @@ mod tests {
             .unwrap()
     }
 
+    /// A new folder for a test's database file, and the file's path.
+    fn store_in_a_new_folder(name: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db").to_str().unwrap().to_owned();
+        (dir, path)
+    }
+
     /// A store opened on an emptied WAL (a clean shutdown leaves it so) holds a commit in its WAL once readied to
     /// serve, so readers take the database size from the WAL index (no `fstat` per read), and nothing changed.
     #[test]
     fn readying_to_serve_leaves_a_commit_in_an_empty_wal_and_changes_nothing() {
-        let dir = std::env::temp_dir().join(format!("wp-ready-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("store.db");
-        let path = path.to_str().unwrap().to_owned();
+        let (dir, path) = store_in_a_new_folder("wp-ready");
         let runtime = server_like_runtime();
         let store = SqliteStore::open(&path).unwrap();
         runtime.block_on(store.shut_down()).unwrap();
@@ -691,10 +696,7 @@ mod tests {
 
     #[test]
     fn a_busy_worker_keeps_a_read_mark_that_hides_no_commit_and_goes_when_it_is_idle() {
-        let dir = std::env::temp_dir().join(format!("wp-read-mark-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("store.db");
-        let path = path.to_str().unwrap().to_owned();
+        let (dir, path) = store_in_a_new_folder("wp-read-mark");
         let store = SqliteStore::open(&path).unwrap();
         // Another process's connection, whose writes stay in the WAL until it checkpoints them itself.
         let other = Connection::open(&path).unwrap();
