@@ -548,9 +548,7 @@ pub trait Store: MailStore + Send + Sync + std::fmt::Debug {
     async fn close(&self) -> Result<(), StoreError>;
 
     /// Called once by the server before it answers anything: a backend may ready itself for many reads.
-    async fn prepare_to_serve(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    async fn prepare_to_serve(&self) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by a `--database` URL: `sqlite:PATH`, `sqlite://PATH`, `sqlite::memory:`, or
