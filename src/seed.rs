@@ -468,6 +468,10 @@ pub async fn generate(
         .import(std::mem::take(&mut batch))
         .await
         .map_err(|e| e.to_string())?;
+    // Tokens are generated organization by organization, in creation order: in id order, every token lands at the
+    // end of SQLite's token table, whose key is the page order (organization, creation, id), and the bulk load
+    // appends to its last page instead of splitting pages in the middle of the table.
+    orgs.sort_by(|a, b| a.id.cmp(&b.id));
 
     let users_per_org = spec.users.div_ceil(spec.organizations);
     let mut written: u64 = 0;

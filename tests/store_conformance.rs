@@ -1303,6 +1303,109 @@ async fn stored_summaries_are_read_only_for_an_active_organization_and_a_live_us
     }
 }
 
+/// Version 7 moved SQLite's tokens into a table keyed by page order (issue 14): a store written before keeps every
+/// token, findable by id and by digest, in the same pages.
+#[tokio::test]
+async fn sqlite_keeps_every_token_when_its_table_takes_the_page_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    let url = format!("sqlite:{}", path.display());
+    let p = partition("000000000000");
+    let (a, b) = (org(&p, "a", 1), org(&p, "b", 2));
+    let (ua, ub) = (user(&a.id, "ann", 3), user(&b.id, "bob", 4));
+    let mut tokens = Vec::new();
+    {
+        let s = store::open(&url).unwrap();
+        for (o, u) in [(&a, &ua), (&b, &ub)] {
+            s.create_organization(o.clone(), None).await.unwrap();
+            s.create_user(u.clone()).await.unwrap();
+        }
+        // Same creation times across both organizations and within one, so the id breaks ties.
+        for i in 0..40u8 {
+            let (o, u) = if i % 3 == 0 { (&a, &ua) } else { (&b, &ub) };
+            let t = pat(&o.id, &u.id, 1_700_000_000_000 + i64::from(i / 4));
+            s.insert_personal_access_token(t.clone(), digest(i))
+                .await
+                .unwrap();
+            tokens.push((t, digest(i)));
+        }
+        s.close().await.unwrap();
+    }
+    {
+        // The table as version 6 had it: rowids, the summary last, pages from pats_org_page.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE pats_v6 (id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES organizations (id), \
+             user_id TEXT NOT NULL REFERENCES users (id), name TEXT NOT NULL, scopes TEXT NOT NULL, \
+             created_ms INTEGER NOT NULL, last_used_ms INTEGER, expires_ms INTEGER NOT NULL, \
+             secret_hash BLOB NOT NULL UNIQUE, summary TEXT NOT NULL DEFAULT ''); \
+             INSERT INTO pats_v6 SELECT id, org_id, user_id, name, scopes, created_ms, last_used_ms, expires_ms, \
+             secret_hash, summary FROM personal_access_tokens ORDER BY id; \
+             DROP TABLE personal_access_tokens; ALTER TABLE pats_v6 RENAME TO personal_access_tokens; \
+             CREATE INDEX pats_org_page ON personal_access_tokens (org_id, created_ms, id); \
+             CREATE INDEX pats_user_page ON personal_access_tokens (org_id, user_id, created_ms, id); \
+             DELETE FROM schema_migrations WHERE version >= 7;",
+        )
+        .unwrap();
+    }
+    let s = store::open(&url).unwrap();
+    for (t, d) in &tokens {
+        assert_eq!(
+            s.find_personal_access_token_by_digest(*d)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(t)
+        );
+        assert_eq!(
+            s.get_personal_access_token_summary(&p, &t.org_id, &t.id)
+                .await
+                .unwrap(),
+            Some(t.summary_json())
+        );
+    }
+    for (o, u) in [
+        (&a, None),
+        (&b, None),
+        (&a, Some(&ua.id)),
+        (&b, Some(&ub.id)),
+    ] {
+        let mut expected: Vec<_> = tokens
+            .iter()
+            .map(|(t, _)| t)
+            .filter(|t| t.org_id == o.id && u.is_none_or(|u| *u == t.user_id))
+            .cloned()
+            .collect();
+        expected.sort_by(|x, y| (x.created_ms, &x.id).cmp(&(y.created_ms, &y.id)));
+        let (mut walked, mut after) = (Vec::new(), None);
+        loop {
+            let page = s
+                .list_personal_access_tokens(&o.id, u.map(String::as_str), after, 7)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(Cursor {
+                created_ms: last.created_ms,
+                id: last.id.clone(),
+            });
+            walked.extend(page);
+        }
+        assert_eq!(walked, expected);
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (table, org_page): (String, i64) = conn
+        .query_row(
+            "SELECT (SELECT sql FROM sqlite_master WHERE name = 'personal_access_tokens'), \
+                    (SELECT count(*) FROM sqlite_master WHERE name = 'pats_org_page')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(table.ends_with("WITHOUT ROWID"), "{table}");
+    assert_eq!(org_page, 0);
+    s.close().await.unwrap();
+}
+
 /// Tokens written before summaries were stored (schema version 3) get theirs when the store is opened.
 #[tokio::test]
 async fn sqlite_fills_the_summaries_of_tokens_written_before_they_were_stored() {

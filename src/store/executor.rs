@@ -604,6 +604,7 @@ impl<E: Executor> Store for E {
         limit: usize,
         body: Vec<u8>,
     ) -> Result<SummaryPage, StoreError> {
+        let first = after.is_none();
         let (c_ms, c_id) = position(after);
         let (org, account, region) = (
             Arg::Text(org_id),
@@ -614,12 +615,20 @@ impl<E: Executor> Store for E {
         let (page, by_user, by_org);
         let args: &[Arg<'_>] = match user_id {
             Some(u) => {
-                page = SUMMARIES_OF_USER;
+                page = if first {
+                    SUMMARIES_OF_USER_FIRST
+                } else {
+                    SUMMARIES_OF_USER
+                };
                 by_user = [org, Arg::Text(u), c_ms, c_id, n, account, region];
                 &by_user
             }
             None => {
-                page = SUMMARIES_OF_ORG;
+                page = if first {
+                    SUMMARIES_OF_ORG_FIRST
+                } else {
+                    SUMMARIES_OF_ORG
+                };
                 by_org = [org, c_ms, c_id, n, account, region];
                 &by_org
             }

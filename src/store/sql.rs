@@ -179,13 +179,13 @@ pub const FIND_USER_KEY: Stmt = find_user!("id, state");
 
 /// Tokens of an organization (`?1`) or of one user (`?1`, `?2`) after a position, at most a limit, in page order.
 /// SQLite pins each page to its index (without statistics its planner walked the organization index for a user's
-/// tokens: 67 ms at 1M tokens) and reads `LIMIT ?N + 0`: a bare bound LIMIT is read while preparing, so each new
+/// tokens: 67 ms at 1M tokens; an organization's page is a range of the table's own key, `NOT INDEXED`) and reads `LIMIT ?N + 0`: a bare bound LIMIT is read while preparing, so each new
 /// value expired the cached statement and every page was parsed and planned again (issue 14). PostgreSQL plans the
 /// plain text well.
 #[rustfmt::skip]
 macro_rules! token_page {
     ($columns:expr, $index:literal, $filter:expr, $after:literal, $limit:literal) => { stmt!(
-        concat!("SELECT ", $columns, " FROM personal_access_tokens INDEXED BY ", $index, " WHERE ", $filter,
+        concat!("SELECT ", $columns, " FROM personal_access_tokens ", $index, " WHERE ", $filter,
                 " AND (created_ms, id) > (", $after, ") ORDER BY created_ms, id LIMIT ", $limit, " + 0"),
         concat!("SELECT ", $columns, " FROM personal_access_tokens WHERE ", $filter,
                 " AND (created_ms, id) > (", $after, ") ORDER BY created_ms, id LIMIT ", $limit)
@@ -195,10 +195,10 @@ macro_rules! token_page {
 /// A user's tokens (`?1` org, `?2` user) after (`?3`, `?4`), at most `?5`; [`pat`] columns.
 #[rustfmt::skip]
 pub const PATS_OF_USER: Stmt =
-    token_page!(pat_columns!(), "pats_user_page", "org_id = ?1 AND user_id = ?2", "?3, ?4", "?5");
+    token_page!(pat_columns!(), "INDEXED BY pats_user_page", "org_id = ?1 AND user_id = ?2", "?3, ?4", "?5");
 /// An organization's tokens (`?1`) after (`?2`, `?3`), at most `?4`; [`pat`] columns.
 #[rustfmt::skip]
-pub const PATS_OF_ORG: Stmt = token_page!(pat_columns!(), "pats_org_page", "org_id = ?1", "?2, ?3", "?4");
+pub const PATS_OF_ORG: Stmt = token_page!(pat_columns!(), "NOT INDEXED", "org_id = ?1", "?2, ?3", "?4");
 /// The organization `?1` is Active in the partition (`account`, `region`) bound at `$a`, `$r`: an uncorrelated
 /// condition, which both databases evaluate once per statement (one index lookup), so a page or a summary and the
 /// organization's state are read by one statement in one read transaction.
@@ -210,17 +210,63 @@ macro_rules! org_active {
     };
 }
 
+/// The organization `?1`, Active in the partition bound at `$a`, `$r`, as the row `o` of a join.
+#[rustfmt::skip]
+macro_rules! org_row {
+    ($a:literal, $r:literal) => {
+        concat!("o.id = ?1 AND o.account = ", $a, " AND o.region = ", $r, " AND o.state = 'Active'")
+    };
+}
+
+/// A page of stored summaries ([`token_page`] with [`summary_columns`]) read only while `$checks` hold. SQLite
+/// reads the organization (and the user) as the outer rows of a join, each found by its primary key, and the page
+/// as the inner loop: as an `EXISTS` it ran the condition as a subroutine inside the loop, four more opcodes per row
+/// (issue 14). PostgreSQL gets the `EXISTS` form (`$pg_filter`), which it evaluates once as an initplan. With
+/// `first`, SQLite's text has no position (a first page starts at the index range's start): it re-checked the row
+/// value against the position on every row, five opcodes more. PostgreSQL's text is the same for both, since it
+/// must give every bound parameter a type.
+#[rustfmt::skip]
+macro_rules! summary_page {
+    ($outer:literal, $index:literal, $checks:expr, $filter:expr, $after:literal, $limit:literal, $pg_filter:expr) => {
+        summary_page!(@ $outer, $index, $checks, concat!($filter, " AND (t.created_ms, t.id) > (", $after, ")"),
+                      $after, $limit, $pg_filter)
+    };
+    (first $outer:literal, $index:literal, $checks:expr, $filter:expr, $after:literal, $limit:literal,
+     $pg_filter:expr) => {
+        summary_page!(@ $outer, $index, $checks, $filter, $after, $limit, $pg_filter)
+    };
+    (@ $outer:literal, $index:literal, $checks:expr, $filter:expr, $after:literal, $limit:literal, $pg_filter:expr) => {
+        stmt!(
+            concat!("SELECT t.created_ms, t.id, t.summary FROM ", $outer, " CROSS JOIN personal_access_tokens t ", $index, " WHERE ", $checks, " AND ", $filter,
+                    " ORDER BY t.created_ms, t.id LIMIT ", $limit, " + 0"),
+            concat!("SELECT ", summary_columns!(), " FROM personal_access_tokens WHERE ", $pg_filter,
+                    " AND (created_ms, id) > (", $after, ") ORDER BY created_ms, id LIMIT ", $limit)
+        )
+    };
+}
+
 /// [`PATS_OF_USER`] with [`summary_columns`], only while the organization is Active in the partition (`?6`, `?7`)
 /// and `?2` is the id of a user that is not DELETED: what a list filtered by that user answers when it has rows.
-#[rustfmt::skip]
-pub const SUMMARIES_OF_USER: Stmt = token_page!(summary_columns!(), "pats_user_page",
-    concat!("org_id = ?1 AND user_id = ?2 AND ", org_active!("?6", "?7"),
-            " AND EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND id = ?2 AND state <> 'DELETED')"),
-    "?3, ?4", "?5");
-/// [`PATS_OF_ORG`] with [`summary_columns`], only while the organization is Active in the partition (`?5`, `?6`).
-#[rustfmt::skip]
-pub const SUMMARIES_OF_ORG: Stmt = token_page!(summary_columns!(), "pats_org_page",
-    concat!("org_id = ?1 AND ", org_active!("?5", "?6")), "?2, ?3", "?4");
+/// [`SUMMARIES_OF_USER_FIRST`] is the same for a first page (the position `?3`, `?4` is before every token).
+macro_rules! summaries_of_user {
+    ($($first:ident)?) => { summary_page!($($first)?
+        "organizations o CROSS JOIN users u", "INDEXED BY pats_user_page",
+        concat!(org_row!("?6", "?7"), " AND u.org_id = ?1 AND u.id = ?2 AND u.state <> 'DELETED'"),
+        "t.org_id = ?1 AND t.user_id = ?2", "?3, ?4", "?5",
+        concat!("org_id = ?1 AND user_id = ?2 AND ", org_active!("?6", "?7"),
+                " AND EXISTS (SELECT 1 FROM users WHERE org_id = ?1 AND id = ?2 AND state <> 'DELETED')")) };
+}
+pub const SUMMARIES_OF_USER: Stmt = summaries_of_user!();
+pub const SUMMARIES_OF_USER_FIRST: Stmt = summaries_of_user!(first);
+/// [`PATS_OF_ORG`] with [`summary_columns`], only while the organization is Active in the partition (`?5`, `?6`);
+/// [`SUMMARIES_OF_ORG_FIRST`] for a first page.
+macro_rules! summaries_of_org {
+    ($($first:ident)?) => { summary_page!($($first)?
+        "organizations o", "NOT INDEXED", org_row!("?5", "?6"), "t.org_id = ?1", "?2, ?3", "?4",
+        concat!("org_id = ?1 AND ", org_active!("?5", "?6"))) };
+}
+pub const SUMMARIES_OF_ORG: Stmt = summaries_of_org!();
+pub const SUMMARIES_OF_ORG_FIRST: Stmt = summaries_of_org!(first);
 /// One token's stored summary (`?1` org, `?2` id), only while the organization is Active in the partition (`?3`,
 /// `?4`).
 #[rustfmt::skip]

@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i64, &str)] = sql::migrations!("sqlite":
     4 => "0004_mail_domains.sql",
     5 => "0005_pat_summaries.sql",
     6 => "0006_import_records.sql",
+    7 => "0007_pats_in_page_order.sql",
 );
 
 #[derive(Debug, Clone)]
