@@ -434,10 +434,17 @@ pub async fn generate(
 
     let mut orgs = Vec::new();
     let mut batch = ImportBatch::default();
-    for i in 0..spec.organizations {
+    // Tokens are generated organization by organization in creation order, the oldest first. With ids in the same
+    // order, every token lands at the end of SQLite's token table, whose key is the page order (organization,
+    // creation, id), and the bulk load appends to its last page instead of splitting pages in the middle.
+    let mut ids: Vec<String> = (0..spec.organizations)
+        .map(|_| app.ids.organization_id())
+        .collect();
+    ids.sort_unstable();
+    for (i, id) in ids.into_iter().enumerate() {
         let alias = format!("gen-{run}-{i}");
         let org = Organization {
-            id: app.ids.organization_id(),
+            id,
             account: spec.partition.account.clone(),
             region: spec.partition.region.clone(),
             default_mail_domain: format!("{alias}.awsapps.com"),
@@ -468,11 +475,6 @@ pub async fn generate(
         .import(std::mem::take(&mut batch))
         .await
         .map_err(|e| e.to_string())?;
-    // Tokens are generated organization by organization, in creation order: in id order, every token lands at the
-    // end of SQLite's token table, whose key is the page order (organization, creation, id), and the bulk load
-    // appends to its last page instead of splitting pages in the middle of the table.
-    orgs.sort_by(|a, b| a.id.cmp(&b.id));
-
     let users_per_org = spec.users.div_ceil(spec.organizations);
     let mut written: u64 = 0;
     let mut samples = Vec::new();
