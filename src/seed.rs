@@ -475,6 +475,7 @@ pub async fn generate(
         .import(std::mem::take(&mut batch))
         .await
         .map_err(|e| e.to_string())?;
+
     let users_per_org = spec.users.div_ceil(spec.organizations);
     let mut written: u64 = 0;
     let mut samples = Vec::new();

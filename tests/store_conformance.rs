@@ -145,6 +145,29 @@ fn pat(org_id: &str, user_id: &str, created_ms: i64) -> PersonalAccessToken {
     }
 }
 
+/// Every token of an organization (or of one user), walked page by page with `list_personal_access_tokens`.
+async fn walk_tokens(
+    s: &dyn Store,
+    org_id: &str,
+    user_id: Option<&str>,
+    page_size: usize,
+) -> Vec<PersonalAccessToken> {
+    let (mut walked, mut after) = (Vec::new(), None);
+    loop {
+        let rows = s
+            .list_personal_access_tokens(org_id, user_id, after, page_size)
+            .await
+            .unwrap();
+        let Some(last) = rows.last() else { break };
+        after = Some(Cursor {
+            created_ms: last.created_ms,
+            id: last.id.clone(),
+        });
+        walked.extend(rows);
+    }
+    walked
+}
+
 fn digest(n: u8) -> [u8; 32] {
     [n; 32]
 }
@@ -461,20 +484,7 @@ async fn tokens_page_by_created_then_id_and_follow_their_owners(url: String, s: 
     all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
 
     for page_size in [1usize, 4, 7, 30, 100] {
-        let mut walked = Vec::new();
-        let mut after = None;
-        loop {
-            let rows = s
-                .list_personal_access_tokens(&o.id, None, after.clone(), page_size)
-                .await
-                .unwrap();
-            let Some(last) = rows.last() else { break };
-            after = Some(Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            });
-            walked.extend(rows);
-        }
+        let walked = walk_tokens(s.as_ref(), &o.id, None, page_size).await;
         assert_eq!(walked, all, "{url}: page size {page_size}");
     }
     let of_u2: Vec<_> = all.iter().filter(|t| t.user_id == u2.id).cloned().collect();
@@ -1377,19 +1387,7 @@ async fn sqlite_keeps_every_token_when_its_table_takes_the_page_order() {
             .cloned()
             .collect();
         expected.sort_by(|x, y| (x.created_ms, &x.id).cmp(&(y.created_ms, &y.id)));
-        let (mut walked, mut after) = (Vec::new(), None);
-        loop {
-            let page = s
-                .list_personal_access_tokens(&o.id, u.map(String::as_str), after, 7)
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(Cursor {
-                created_ms: last.created_ms,
-                id: last.id.clone(),
-            });
-            walked.extend(page);
-        }
+        let walked = walk_tokens(s.as_ref(), &o.id, u.map(String::as_str), 7).await;
         assert_eq!(walked, expected);
     }
     let conn = rusqlite::Connection::open(&path).unwrap();

@@ -179,9 +179,9 @@ pub const FIND_USER_KEY: Stmt = find_user!("id, state");
 
 /// Tokens of an organization (`?1`) or of one user (`?1`, `?2`) after a position, at most a limit, in page order.
 /// SQLite pins each page to its index (without statistics its planner walked the organization index for a user's
-/// tokens: 67 ms at 1M tokens; an organization's page is a range of the table's own key, `NOT INDEXED`) and reads `LIMIT ?N + 0`: a bare bound LIMIT is read while preparing, so each new
-/// value expired the cached statement and every page was parsed and planned again (issue 14). PostgreSQL plans the
-/// plain text well.
+/// tokens: 67 ms at 1M tokens; an organization's page is a range of the table's own key, `NOT INDEXED`), given as
+/// `$index`, and reads `LIMIT ?N + 0`: a bare bound LIMIT is read while preparing, so each new value expired the
+/// cached statement and every page was parsed and planned again (issue 14). PostgreSQL plans the plain text well.
 #[rustfmt::skip]
 macro_rules! token_page {
     ($columns:expr, $index:literal, $filter:expr, $after:literal, $limit:literal) => { stmt!(
@@ -237,8 +237,8 @@ macro_rules! summary_page {
     };
     (@ $outer:literal, $index:literal, $checks:expr, $filter:expr, $after:literal, $limit:literal, $pg_filter:expr) => {
         stmt!(
-            concat!("SELECT t.created_ms, t.id, t.summary FROM ", $outer, " CROSS JOIN personal_access_tokens t ", $index, " WHERE ", $checks, " AND ", $filter,
-                    " ORDER BY t.created_ms, t.id LIMIT ", $limit, " + 0"),
+            concat!("SELECT t.created_ms, t.id, t.summary FROM ", $outer, " CROSS JOIN personal_access_tokens t ",
+                    $index, " WHERE ", $checks, " AND ", $filter, " ORDER BY t.created_ms, t.id LIMIT ", $limit, " + 0"),
             concat!("SELECT ", summary_columns!(), " FROM personal_access_tokens WHERE ", $pg_filter,
                     " AND (created_ms, id) > (", $after, ") ORDER BY created_ms, id LIMIT ", $limit)
         )
