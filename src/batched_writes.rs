@@ -226,7 +226,8 @@ impl BatchedWrites {
                 return Some(Held::Waiting);
             }
             // The rest of an answer already held, or the answer to a request pipelined behind it: it goes with it.
-            return Some(Held::Copied(append(&mut queue, bufs)));
+            append(&mut queue, bufs, size);
+            return Some(Held::Copied(size));
         }
         if !std::mem::take(&mut self.armed)
             || !queue.bytes.is_empty()
@@ -258,7 +259,8 @@ impl BatchedWrites {
         queue.held = true;
         remember_task(&mut queue, cx);
         let held = if size <= MAX_COPIED {
-            Held::Copied(append(&mut queue, bufs))
+            append(&mut queue, bufs, size);
+            Held::Copied(size)
         } else {
             queue.waiting = true;
             Held::Waiting
@@ -278,9 +280,9 @@ enum Held {
 }
 
 /// The most bytes a connection's queue takes to be held; an answer that would make it more makes its task wait for
-/// the release instead. Copying a page
-/// of 100 tokens (~25 KiB) cost more than the second poll of its connection that waiting costs (list 100: 28,000 ->
-/// 24,000 pages a second copied; callgrind +19,000 instructions a request), while answers of a few KiB gain.
+/// the release instead. Copying a page of 100 tokens (~25 KiB) cost more than the second poll of its connection that
+/// waiting costs (list 100: 28,000 -> 24,000 pages a second copied; callgrind +19,000 instructions a request), while
+/// answers of a few KiB gain.
 pub const MAX_COPIED: usize = 16 * 1024;
 
 /// Keeps the task's waker in the queue (a clone only when it changed).
@@ -290,14 +292,12 @@ fn remember_task(queue: &mut Queue, cx: &Context<'_>) {
     }
 }
 
-/// Appends `bufs` to the queue; their length.
-fn append(queue: &mut Queue, bufs: &[io::IoSlice<'_>]) -> usize {
-    let n = bufs.iter().map(|b| b.len()).sum();
-    queue.bytes.reserve(n);
+/// Appends `bufs`, `size` bytes in all, to the queue.
+fn append(queue: &mut Queue, bufs: &[io::IoSlice<'_>], size: usize) {
+    queue.bytes.reserve(size);
     for buf in bufs {
         queue.bytes.extend_from_slice(buf);
     }
-    n
 }
 
 /// The thread that releases the answers a worker too busy to park holds for longer than [`WATCHDOG_TICK`].
