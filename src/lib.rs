@@ -47,6 +47,7 @@ pub mod domain;
 pub mod error;
 pub mod guard;
 pub mod hashing;
+pub mod http1;
 pub mod ids;
 pub mod import;
 pub mod log_writer;

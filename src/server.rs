@@ -219,13 +219,17 @@ impl Direct {
 }
 
 /// Serves a [`Direct`] endpoint inside the same [`in_context`] as every routed request.
-async fn serve_direct(
+async fn serve_direct<B>(
     shared: Arc<Shared>,
     which: Direct,
-    request: hyper::Request<hyper::body::Incoming>,
+    request: hyper::Request<B>,
     peer: std::net::SocketAddr,
     timeout: std::time::Duration,
-) -> axum::response::Response {
+) -> axum::response::Response
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let state = shared.clone();
     in_context(
         &shared,
@@ -252,6 +256,51 @@ async fn serve_direct(
         },
     )
     .await
+}
+
+/// A connection of the main listener while [`crate::http1`] serves it: its requests go to [`serve_direct`], counted
+/// busy like hyper's; it closes when idle and shed, or when the server stops.
+struct HotConnection {
+    shared: Arc<Shared>,
+    state: Arc<crate::connections::ConnectionState>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    peer: std::net::SocketAddr,
+    timeout: std::time::Duration,
+}
+
+impl crate::http1::Service for HotConnection {
+    fn serve(
+        &self,
+        endpoint: crate::http1::Endpoint,
+        request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> impl Future<Output = axum::response::Response> + Send {
+        let busy = self.state.busy();
+        let which = match endpoint {
+            crate::http1::Endpoint::AwsApi => Direct::AwsApi,
+            crate::http1::Endpoint::Verify => Direct::Verify,
+        };
+        let shared = self.shared.clone();
+        let (peer, timeout) = (self.peer, self.timeout);
+        async move {
+            let _busy = busy;
+            serve_direct(shared, which, request, peer, timeout).await
+        }
+    }
+
+    fn closing(&mut self) -> impl Future<Output = ()> + Send {
+        let state = &self.state;
+        let stop = &mut self.stop;
+        async move {
+            tokio::select! {
+                () = state.shed_requested() => {},
+                _ = stop.wait_for(|stop| *stop) => {},
+            }
+        }
+    }
+
+    fn should_close(&self) -> bool {
+        *self.stop.borrow()
+    }
 }
 
 /// The `__type` of an error response, for the access log: from `X-Amzn-ErrorType` (the AWS API), else from the
@@ -472,6 +521,7 @@ async fn serve_app(
         let state = slot.state.clone();
         let app = app.clone();
         let direct = direct.clone();
+        let direct_served = direct.clone();
         let service =
             tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 // Counted from the moment hyper hands the request over, so the shedder never sees it idle.
@@ -499,12 +549,34 @@ async fn serve_app(
                 }
             });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder.serve_connection(
-            TokioIo::new(crate::batched_writes::BatchedWrites::new(stream)),
-            service,
-        );
+        let builder = builder.clone();
         let mut stop = stop_rx.clone();
+        let hot_limits = crate::http1::Limits {
+            max_header_bytes: limits.max_header_bytes,
+            max_headers: limits.max_headers,
+            max_body_bytes: limits.max_body_bytes,
+            idle_timeout: limits.header_read_timeout,
+        };
         tokio::spawn(async move {
+            let io = crate::batched_writes::BatchedWrites::new(stream);
+            let handoff = match direct_served {
+                Some(shared) => {
+                    let mut hot = HotConnection {
+                        shared,
+                        state: slot.state.clone(),
+                        stop: stop.clone(),
+                        peer,
+                        timeout: timeout.0,
+                    };
+                    match crate::http1::serve(io, hot_limits, &mut hot).await {
+                        crate::http1::Ending::Closed => return,
+                        crate::http1::Ending::Handoff(handoff) => handoff,
+                    }
+                }
+                None => crate::http1::Handoff::new(io),
+            };
+            let connection = builder
+                .serve_connection(TokioIo::new(crate::http1::Rewind::from(handoff)), service);
             let mut connection = std::pin::pin!(connection);
             let mut closing = false;
             loop {

@@ -8,7 +8,16 @@ use std::path::Path;
 /// Top-level modules by layer, 1 (entry) to 6 (foundations), as docs/ARCHITECTURE.md draws them.
 const LAYERS: &[(u8, &[&str])] = &[
     (1, &["main", "cli"]),
-    (2, &["server", "connections", "batched_writes", "runtime"]),
+    (
+        2,
+        &[
+            "server",
+            "connections",
+            "batched_writes",
+            "http1",
+            "runtime",
+        ],
+    ),
     (3, &["protocol", "web", "admin", "guard"]),
     (4, &["ops", "tokens", "login", "seed", "import"]),
     (
