@@ -10,6 +10,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
@@ -62,10 +63,13 @@ pub struct SqliteStore {
 ///
 /// So the mark is kept only while it is used: it is taken by the second read on a runtime's worker thread since that
 /// worker was last idle (a lone request would pay for it and save nothing) and let go when the worker is about to park
-/// ([`let_go_of_read_marks`], run by [`crate::runtime::on_runtime`]'s hook), which a busy server's worker does after
-/// every batch of requests and an idle one at once; and it is let go before every write of this process (so that the
-/// write's automatic checkpoint is not held back) and not taken until the write has ended. A checkpoint of another
-/// process (the CLI) waits for it like for any other reader, at most until the worker runs out of requests.
+/// ([`let_go_of_read_marks`], run by [`crate::runtime::on_runtime`]'s hook) once it has been kept for [`MARK_SPAN`]: a
+/// busy server's worker parks after every batch of a few requests, and letting go at each of those parks cost the
+/// mark's three statements and two `fcntl` a batch (3 % of a 10-per-page list's time, `perf record`); an idle server's
+/// worker parks at least once a second anyway (the `DateLastUsed` flusher's tick) and lets go then. It is also let go
+/// before every write of this process (so that the write's automatic checkpoint is not held back) and not taken until
+/// the write has ended. A checkpoint of another process (the CLI) waits for it like for any other reader, at most
+/// [`MARK_SPAN`] while requests keep coming and about a second after they stop.
 #[derive(Debug)]
 struct ReadMark {
     conn: Mutex<Connection>,
@@ -79,20 +83,30 @@ thread_local! {
     /// Whether this thread is a runtime worker that runs [`let_go_of_read_marks`] when it is about to park: set by
     /// the first run (blocking-pool threads, and runtimes without the hook, never take a mark).
     static LETS_GO: Cell<bool> = const { Cell::new(false) };
-    /// The marks taken on this thread, let go when it is about to park.
-    static KEPT: Cell<Vec<Arc<ReadMark>>> = const { Cell::new(Vec::new()) };
+    /// The marks taken on this thread and when, let go when it is about to park once [`MARK_SPAN`] old.
+    static KEPT: Cell<Vec<(Arc<ReadMark>, Instant)>> = const { Cell::new(Vec::new()) };
     /// Reads on this thread since it last went idle: a mark is taken from the second on.
     static READS_SINCE_IDLE: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Lets go of the read marks taken on this thread (its worker is about to park), and marks the thread as one that
-/// does so.
+/// How long a worker keeps a read mark before letting go of it when it parks (see [`ReadMark`]).
+const MARK_SPAN: Duration = Duration::from_millis(20);
+
+/// Lets go of the read marks taken on this thread at least [`MARK_SPAN`] ago (its worker is about to park), and
+/// marks the thread as one that does so.
 pub fn let_go_of_read_marks() {
     LETS_GO.with(|on| on.set(true));
     READS_SINCE_IDLE.with(|n| n.set(0));
     let mut kept = KEPT.take();
-    for mark in kept.drain(..) {
-        mark.let_go();
+    if !kept.is_empty() {
+        let now = Instant::now();
+        kept.retain(|(mark, since)| {
+            let old = now.duration_since(*since) >= MARK_SPAN;
+            if old {
+                mark.let_go();
+            }
+            !old
+        });
     }
     KEPT.set(kept);
 }
@@ -145,9 +159,11 @@ impl ReadMark {
             return;
         }
         self.kept.store(true, Ordering::Release);
+        let now = Instant::now();
         let mut kept = KEPT.take();
-        if !kept.iter().any(|m| Arc::ptr_eq(m, self)) {
-            kept.push(self.clone());
+        match kept.iter_mut().find(|(m, _)| Arc::ptr_eq(m, self)) {
+            Some((_, since)) => *since = now,
+            None => kept.push((self.clone(), now)),
         }
         KEPT.set(kept);
     }
@@ -696,7 +712,7 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_worker_keeps_a_read_mark_that_hides_no_commit_and_goes_when_it_is_idle() {
+    fn a_busy_worker_keeps_a_read_mark_hiding_no_commit_and_lets_go_once_it_is_mark_span_old() {
         let (dir, path) = store_in_a_new_folder("wp-read-mark");
         let store = SqliteStore::open(&path).unwrap();
         // Another process's connection, whose writes stay in the WAL until it checkpoints them itself.
@@ -722,8 +738,15 @@ mod tests {
                 // Kept, it hides no commit: a read sees what was committed after the mark was taken.
                 other.execute("INSERT INTO t VALUES (2)", []).unwrap();
                 assert_eq!(count(&store), 3);
-                // Idle, the worker lets go of it.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                // A worker that parks between batches keeps it while it is younger than MARK_SPAN...
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                assert!(
+                    restart_blocked(&other),
+                    "the read mark went at the first park"
+                );
+                // ...and lets go of it at the first park after that (here: the second sleep's).
+                tokio::time::sleep(MARK_SPAN).await;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 assert!(!restart_blocked(&other), "the read mark was let go");
                 // A write of this process lets go of it too, before it starts.
                 assert_eq!(count(&store), 3);
