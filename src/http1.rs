@@ -743,4 +743,34 @@ mod tests {
         assert!(!head.contains("content-length"), "{head}");
         assert!(encoded.close);
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes (a valid request with some bytes changed, dropped or added, or anything at all), the
+        /// parse never panics, and a request it takes as simple lies within the bytes read and builds (or is
+        /// refused) without panicking.
+        #[test]
+        fn any_bytes_parse_without_panic_and_a_simple_request_stays_within_them(
+            edits in proptest::collection::vec((0usize..400, 0u8..3, proptest::num::u8::ANY), 0..6),
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut bytes = request("/", &[("Content-Length", "2"), ("X-Amz-Target", "A.B")], "{}");
+            for (at, kind, byte) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            bytes.extend_from_slice(&junk);
+            for candidate in [&bytes[..], &junk[..]] {
+                if let Some((parsed, at)) = simple_at(candidate) {
+                    proptest::prop_assert!(parsed.head_len + parsed.body_len <= candidate.len());
+                    let _ = parsed.request(&Bytes::copy_from_slice(candidate), &at);
+                }
+            }
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //!    `dump`, `migrate`, `report`, `health`, `domain`, `import`, `completions`, `man`). The benchmark is a crate of its own, `bench/`.
 //! 2. [`server`]: the connection loop (limits, [`connections`] caps and idle shedding, graceful shutdown) and the
 //!    router that mounts the routers below with the request-context middleware (request id, client address,
-//!    access log).
+//!    access log); [`http1`] serves the simple requests of the two hot endpoints before hyper takes a connection
+//!    over.
 //! 3. Routers: [`protocol`] (AWS JSON 1.1: SigV4 identity, `X-Amz-Target`, the one place where API errors become
 //!    responses), [`web`] (the page, its JSON API and `/auth/v1/verify`), [`admin`] (health, metrics, the test
 //!    API) and [`guard`] (what keeps browsers off the test API and the accept-any AWS API).
