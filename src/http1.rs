@@ -35,7 +35,8 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    fn of(path: &str) -> Option<Self> {
+    /// The endpoint a request path names, if it is one of these.
+    pub fn of(path: &str) -> Option<Self> {
         match path {
             "/" => Some(Endpoint::AwsApi),
             "/auth/v1/verify" => Some(Endpoint::Verify),
@@ -112,7 +113,8 @@ where
     S: Service,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // The answer's head (its body is written from its own buffer).
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut at = header_slots();
     let mut last_active = Instant::now();
     // One timer for the connection's life, re-armed only when it fires: re-arming it per request costs a timer-wheel
@@ -169,13 +171,8 @@ where
         if write_all(&mut io, &out, &encoded.body).await.is_err() || io.flush().await.is_err() {
             return Ending::Closed;
         }
-        let close_after = encoded.close;
-        if out.capacity() > 4 * READ_CHUNK {
-            // A large answer does not keep its buffer for the connection's life.
-            out = Vec::with_capacity(READ_CHUNK);
-        }
         last_active = Instant::now();
-        if close_after || service.should_close() {
+        if encoded.close || service.should_close() {
             return close(io).await;
         }
     }

@@ -10,6 +10,7 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 
 use crate::context::{Limits, RequestId, RequestTimeout, Shared};
+use crate::http1::Endpoint;
 use crate::protocol;
 use crate::touches;
 
@@ -196,32 +197,20 @@ where
     response
 }
 
-/// The endpoints served without the router: the AWS API (`POST /`) and `/auth/v1/verify` (`POST`), the two whose
-/// per-request cost issue 14 measures. The router maps the same requests to the same handlers (tests drive it
-/// directly); here they skip its boxed services, route lookup and request extensions.
-#[derive(Clone, Copy)]
-enum Direct {
-    AwsApi,
-    Verify,
-}
-
-impl Direct {
-    fn of<B>(request: &hyper::Request<B>) -> Option<Self> {
-        if request.method() != axum::http::Method::POST {
-            return None;
-        }
-        match request.uri().path() {
-            "/" => Some(Direct::AwsApi),
-            "/auth/v1/verify" => Some(Direct::Verify),
-            _ => None,
-        }
+/// The endpoints served without the router ([`Endpoint`]: the AWS API and `/auth/v1/verify`, the two whose
+/// per-request cost issue 14 measures), for a request hyper parsed. The router maps the same requests to the same
+/// handlers (tests drive it directly); here they skip its boxed services, route lookup and request extensions.
+fn direct_endpoint<B>(request: &hyper::Request<B>) -> Option<Endpoint> {
+    if request.method() != axum::http::Method::POST {
+        return None;
     }
+    Endpoint::of(request.uri().path())
 }
 
-/// Serves a [`Direct`] endpoint inside the same [`in_context`] as every routed request.
+/// Serves an [`Endpoint`] inside the same [`in_context`] as every routed request.
 async fn serve_direct<B>(
     shared: Arc<Shared>,
-    which: Direct,
+    which: Endpoint,
     request: hyper::Request<B>,
     peer: std::net::SocketAddr,
     timeout: std::time::Duration,
@@ -238,13 +227,13 @@ where
         timeout,
         move |request, id, addr| async move {
             match which {
-                Direct::AwsApi => {
+                Endpoint::AwsApi => {
                     let client = addr.map(|a| a.client);
                     let (response, operation) =
                         protocol::serve(&state, request, id.as_str(), client).await;
                     (response, Some(operation))
                 }
-                Direct::Verify => {
+                Endpoint::Verify => {
                     let mut request = request.map(axum::body::Body::new);
                     if let Some(addr) = addr {
                         request.extensions_mut().insert(addr);
@@ -271,19 +260,15 @@ struct HotConnection {
 impl crate::http1::Service for HotConnection {
     fn serve(
         &self,
-        endpoint: crate::http1::Endpoint,
+        endpoint: Endpoint,
         request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
     ) -> impl Future<Output = axum::response::Response> + Send {
         let busy = self.state.busy();
-        let which = match endpoint {
-            crate::http1::Endpoint::AwsApi => Direct::AwsApi,
-            crate::http1::Endpoint::Verify => Direct::Verify,
-        };
         let shared = self.shared.clone();
         let (peer, timeout) = (self.peer, self.timeout);
         async move {
             let _busy = busy;
-            serve_direct(shared, which, request, peer, timeout).await
+            serve_direct(shared, endpoint, request, peer, timeout).await
         }
     }
 
@@ -455,7 +440,7 @@ pub async fn serve_metrics(
 }
 
 /// The connection loop shared by both listeners: serves `app` until `shutdown` completes, then lets in-flight
-/// requests finish for at most `limits.shutdown_timeout`. With `direct` (the main listener), the [`Direct`]
+/// requests finish for at most `limits.shutdown_timeout`. With `direct` (the main listener), the [`Endpoint`]s
 /// endpoints are served without the router.
 async fn serve_app(
     listener: TcpListener,
@@ -528,7 +513,7 @@ async fn serve_app(
                 let busy = state.busy();
                 let fast = direct
                     .as_ref()
-                    .and_then(|shared| Some((shared.clone(), Direct::of(&request)?)));
+                    .and_then(|shared| Some((shared.clone(), direct_endpoint(&request)?)));
                 let app = fast.is_none().then(|| {
                     request
                         .extensions_mut()
